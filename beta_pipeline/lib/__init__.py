@@ -1,0 +1,1 @@
+"""Pure computational core of beta_pipeline: no Dagster imports below this package."""

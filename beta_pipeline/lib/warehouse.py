@@ -1,0 +1,300 @@
+"""DuckDB warehouse: table DDL, read-only readers and transactional partition writes.
+
+Every write replaces a key range (a date window, a month window, or a set of key values)
+with delete-then-insert inside ONE transaction, so a re-run replaces rows and never
+duplicates them, and a failure leaves the previous rows in place. All SQL takes user values
+as parameters; table and column names come from the fixed registry below, never from input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Table:
+    """A warehouse table: its DDL columns and the column that partitions it."""
+
+    name: str  # schema-qualified, e.g. "raw.prices"
+    columns: tuple[tuple[str, str], ...]  # (name, DuckDB type)
+    partition_column: str | None  # date-like column whose window a partition replaces
+    primary_key: tuple[str, ...] = ()
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+    def ddl(self) -> str:
+        cols = [f"{c} {t}" for c, t in self.columns]
+        if self.primary_key:
+            cols.append(f"PRIMARY KEY ({', '.join(self.primary_key)})")
+        return f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(cols)})"
+
+
+_PRICE = "DOUBLE"
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in [
+        Table(
+            "raw.prices",
+            (
+                ("date", "DATE NOT NULL"),
+                ("symbol", "VARCHAR NOT NULL"),
+                ("open", _PRICE),
+                ("high", _PRICE),
+                ("low", _PRICE),
+                ("close", _PRICE),
+                ("adj_close", _PRICE),
+                ("volume", "DOUBLE"),
+                ("source", "VARCHAR"),
+            ),
+            "date",
+            ("symbol", "date"),
+        ),
+        Table(
+            "raw.market",
+            (("date", "DATE NOT NULL"), ("series", "VARCHAR NOT NULL"), ("value", "DOUBLE")),
+            "date",
+            ("series", "date"),
+        ),
+        Table(
+            "raw.market_monthly",
+            (("month", "DATE NOT NULL"), ("series", "VARCHAR NOT NULL"), ("value", "DOUBLE")),
+            "month",
+            ("series", "month"),
+        ),
+        Table(
+            "raw.securities",
+            (
+                ("symbol", "VARCHAR NOT NULL"),
+                ("name", "VARCHAR"),
+                ("sector", "VARCHAR"),
+                ("asset_class", "VARCHAR"),
+                ("source", "VARCHAR"),
+            ),
+            None,
+            ("symbol",),
+        ),
+        Table(
+            "returns.daily",
+            (
+                ("date", "DATE NOT NULL"),
+                ("symbol", "VARCHAR NOT NULL"),
+                ("prev_date", "DATE"),
+                ("ret", "DOUBLE"),
+                ("log_ret", "DOUBLE"),
+                ("ret_excess", "DOUBLE"),
+                ("mkt_excess", "DOUBLE"),
+            ),
+            "date",
+            ("symbol", "date"),
+        ),
+        Table(
+            "returns.monthly",
+            (
+                ("month", "DATE NOT NULL"),
+                ("symbol", "VARCHAR NOT NULL"),
+                ("ret", "DOUBLE"),
+                ("log_ret", "DOUBLE"),
+                ("ret_excess", "DOUBLE"),
+                ("mkt_excess", "DOUBLE"),
+                ("n_days", "INTEGER"),
+            ),
+            "month",
+            ("symbol", "month"),
+        ),
+        Table(
+            "quality.check_results",
+            (
+                ("asset", "VARCHAR NOT NULL"),
+                ("partition", "VARCHAR NOT NULL"),
+                ("check_name", "VARCHAR NOT NULL"),
+                ("passed", "BOOLEAN NOT NULL"),
+                ("severity", "VARCHAR NOT NULL"),
+                ("observed", "DOUBLE"),
+                ("details", "VARCHAR"),
+                ("checked_at", "TIMESTAMP"),
+            ),
+            None,
+            ("asset", "partition", "check_name"),
+        ),
+    ]
+}
+
+
+def register_table(table: Table) -> Table:
+    """Add a table to the registry (used by later domains: betas, neuralbeta, ...)."""
+    TABLES[table.name] = table
+    return table
+
+
+def _schemas() -> list[str]:
+    return sorted({name.split(".")[0] for name in TABLES})
+
+
+def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create every registered schema and table that does not exist yet."""
+    for schema in _schemas():
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    for table in TABLES.values():
+        conn.execute(table.ddl())
+
+
+def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse; writers create it (and its tables) on first use."""
+    path = Path(path)
+    if read_only and not path.exists():
+        raise FileNotFoundError(
+            f"warehouse {path} does not exist yet: materialize the pipeline first "
+            "(beta-pipeline run)"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = duckdb.connect(str(path), read_only=read_only)
+    conn.execute("SET enable_progress_bar = false")
+    if not read_only:
+        ensure_tables(conn)
+    return conn
+
+
+@contextlib.contextmanager
+def open_warehouse(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Context manager around :func:`connect` that always closes the connection."""
+    conn = connect(path, read_only=read_only)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _frame_for(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in table.column_names if c not in frame.columns]
+    if missing:
+        raise ValueError(f"frame for {table.name} lacks columns {missing}")
+    return frame.loc[:, table.column_names]
+
+
+def replace_window(
+    conn: duckdb.DuckDBPyConnection,
+    table_name: str,
+    frame: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    extra_filter: dict[str, object] | None = None,
+) -> int:
+    """Replace the rows of ``table_name`` with ``start <= partition column < end``.
+
+    ``extra_filter`` narrows the delete (and must match every inserted row), e.g.
+    ``{"estimator": "ols_60"}`` so one estimator's re-run leaves the others alone.
+    Rows of ``frame`` outside the window are refused: a partition write never touches
+    another partition. Returns the number of rows inserted.
+    """
+    table = TABLES[table_name]
+    column = table.partition_column
+    if column is None:
+        raise ValueError(f"{table_name} is not partitioned by a date column")
+    data = _frame_for(table, frame)
+    if len(data):
+        key = pd.to_datetime(data[column])
+        outside = (key < pd.Timestamp(start)) | (key >= pd.Timestamp(end))
+        if outside.any():
+            raise ValueError(
+                f"{int(outside.sum())} rows for {table_name} fall outside the partition "
+                f"window [{pd.Timestamp(start).date()}, {pd.Timestamp(end).date()})"
+            )
+    where = [f"{column} >= ?", f"{column} < ?"]
+    params: list[object] = [pd.Timestamp(start).date(), pd.Timestamp(end).date()]
+    for col, value in (extra_filter or {}).items():
+        if col not in table.column_names:
+            raise ValueError(f"{col} is not a column of {table_name}")
+        if len(data) and not (data[col] == value).all():
+            raise ValueError(f"rows for {table_name} must all have {col} = {value!r}")
+        where.append(f"{col} = ?")
+        params.append(value)
+    return _delete_insert(conn, table, data, " AND ".join(where), params)
+
+
+def replace_keys(
+    conn: duckdb.DuckDBPyConnection,
+    table_name: str,
+    frame: pd.DataFrame,
+    key_values: dict[str, Sequence[object] | object],
+) -> int:
+    """Replace rows matching ``key_values`` (``col = value`` or ``col IN values``)."""
+    table = TABLES[table_name]
+    data = _frame_for(table, frame)
+    where: list[str] = []
+    params: list[object] = []
+    for col, value in key_values.items():
+        if col not in table.column_names:
+            raise ValueError(f"{col} is not a column of {table_name}")
+        if isinstance(value, (list, tuple, set)):
+            values = list(value)
+            if not values:
+                where.append("FALSE")
+                continue
+            where.append(f"{col} IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+        else:
+            where.append(f"{col} = ?")
+            params.append(value)
+    return _delete_insert(conn, table, data, " AND ".join(where) or "TRUE", params)
+
+
+def _delete_insert(
+    conn: duckdb.DuckDBPyConnection,
+    table: Table,
+    data: pd.DataFrame,
+    where: str,
+    params: list[object],
+) -> int:
+    cols = ", ".join(table.column_names)
+    conn.register("_incoming", data)
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(f"DELETE FROM {table.name} WHERE {where}", params)
+            if len(data):
+                conn.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _incoming")
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.unregister("_incoming")
+    return len(data)
+
+
+def read_window(
+    conn: duckdb.DuckDBPyConnection,
+    table_name: str,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Rows of a partitioned table with ``start <= partition column < end``."""
+    table = TABLES[table_name]
+    cols = list(columns) if columns else table.column_names
+    unknown = [c for c in cols if c not in table.column_names]
+    if unknown:
+        raise ValueError(f"{unknown} are not columns of {table_name}")
+    column = table.partition_column
+    where, params = ["TRUE"], []
+    if start is not None and column:
+        where.append(f"{column} >= ?")
+        params.append(pd.Timestamp(start).date())
+    if end is not None and column:
+        where.append(f"{column} < ?")
+        params.append(pd.Timestamp(end).date())
+    order = f" ORDER BY {', '.join(table.primary_key)}" if table.primary_key else ""
+    sql = f"SELECT {', '.join(cols)} FROM {table.name} WHERE {' AND '.join(where)}{order}"
+    frame = conn.execute(sql, params).df()
+    for c, t in table.columns:
+        if t.startswith("DATE") and c in frame.columns:
+            frame[c] = pd.to_datetime(frame[c])
+    return frame
