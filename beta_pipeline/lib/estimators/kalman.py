@@ -1,0 +1,131 @@
+"""Batched Kalman filter for time-varying betas over a (dates × assets) panel.
+
+Model, per asset (one factor):
+
+* measurement ``y_t = alpha + beta_t x_t + e_t``, ``e_t ~ N(0, h)``;
+* transition ``beta_{t+1} - mu = phi (beta_t - mu) + eta_t``, ``eta_t ~ N(0, q)``
+  (random walk: ``phi = 1``; AR(1): ``|phi| < 1``);
+* prior ``beta_0 ~ N(beta0, p0)`` for the first row (statsmodels' "known" initialisation).
+
+Intercept convention: ``alpha`` is a fixed parameter, not a state. It is estimated together
+with ``q`` and ``h`` by maximum likelihood (:mod:`.kalman_mle`) or taken from a training-span
+OLS; the filter runs on ``y - alpha``. A missing y or x skips the update (prediction only).
+
+Outputs, for row t: ``filtered`` = E[beta_t | data to t] and ``predicted`` =
+E[beta_{t+1} | data to t], the hedge ratio for row t+1 (equal to ``filtered`` for a random
+walk), with their variances. All parameters are scalars or per-asset (N,) arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from beta_pipeline.lib.estimators._panel import as_y
+
+ArrayLike = float | np.ndarray
+
+
+@dataclass(frozen=True)
+class KalmanResult:
+    """Filter output; every (T, N) array's row t uses data up to and including row t."""
+
+    filtered: np.ndarray  #: (T, N) E[beta_t | data to t]
+    filtered_var: np.ndarray  #: (T, N)
+    predicted: np.ndarray  #: (T, N) E[beta_{t+1} | data to t] (the hedge dated t)
+    predicted_var: np.ndarray  #: (T, N)
+    loglike: np.ndarray  #: (N,) Gaussian log-likelihood of the observed rows (or NaN)
+    n_obs: np.ndarray  #: (T, N) int32 observations used up to t
+
+
+def kalman_filter(
+    y: np.ndarray,
+    x: np.ndarray,
+    q: ArrayLike,
+    h: ArrayLike,
+    alpha: ArrayLike = 0.0,
+    *,
+    phi: ArrayLike = 1.0,
+    mu: ArrayLike = 0.0,
+    beta0: ArrayLike = 1.0,
+    p0: ArrayLike = 1.0,
+    loglike: bool = True,
+) -> KalmanResult:
+    """Run the scalar-state filter for all assets at once (vectorised over assets).
+
+    ``y``: (T, N) or (T,); ``x``: (T,) shared or (T, N) per asset; NaN = missing.
+    ``q``, ``h``, ``alpha``, ``phi``, ``mu``, ``beta0``, ``p0``: scalars or (N,) arrays.
+    ``loglike=False`` skips the log-likelihood (NaN), saving a few passes over the panel.
+    """
+    yy = as_y(y)
+    t_len, n = yy.shape
+    xx = np.asarray(x, dtype=np.float64)
+    if xx.ndim == 2 and xx.shape[1] == 1 and n > 1:
+        xx = xx[:, 0]
+    xx = xx[:, None] if xx.ndim == 1 else xx
+    if xx.shape[0] != t_len or xx.shape[1] not in (1, n):
+        raise ValueError(f"x must be (T,) or (T, N) matching y {yy.shape}, got {xx.shape}")
+    vec = [np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)) for v in (q, h, alpha)]
+    q_, h_, alpha_ = vec
+    phi_, mu_, b0, p0_ = (
+        np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)) for v in (phi, mu, beta0, p0)
+    )
+    if np.any(h_ <= 0) or np.any(q_ < 0) or np.any(p0_ < 0):
+        raise ValueError("need h > 0, q >= 0 and p0 >= 0")
+    obs = np.isfinite(yy) & np.isfinite(xx)
+    x0 = np.where(obs, xx, 0.0)  # a missing row has x = 0: gain 0, state unchanged
+    y0 = np.where(obs, yy - alpha_, 0.0)
+    x2 = x0 * x0
+    random_walk = bool(np.all(phi_ == 1.0))
+    c = mu_ * (1.0 - phi_)
+    phi2 = phi_ * phi_
+    filt = np.empty((t_len, n))
+    filt_var = np.empty((t_len, n))
+    pred = np.empty((t_len, n)) if not random_walk else filt
+    pred_var = np.empty((t_len, n))
+    innov = np.empty((t_len, n))
+    f_all = np.empty((t_len, n))
+    a = b0.copy()
+    p = p0_.copy()
+    r = np.empty(n)
+    gv = np.empty(n)
+    rows = zip(x0, x2, y0, f_all, innov, filt, filt_var, pred, pred_var, strict=True)
+    for xt, x2t, yt, f, v, af, pf, pa, pv in rows:
+        np.multiply(x2t, p, out=f)  # f = x² p + h
+        f += h_
+        np.divide(p, f, out=r)  # gain = r x
+        np.multiply(a, xt, out=v)  # v = y - alpha - a x
+        np.subtract(yt, v, out=v)
+        np.multiply(r, xt, out=gv)
+        gv *= v
+        np.add(a, gv, out=af)  # filtered mean and variance p h / f
+        np.multiply(r, h_, out=pf)
+        if random_walk:
+            a = af
+        else:
+            a = np.multiply(af, phi_, out=pa)
+            a += c
+            np.multiply(pf, phi2, out=pv)
+            pf = pv
+        p = np.add(pf, q_, out=pv)
+    n_obs = np.empty((t_len, n), dtype=np.int32)
+    np.copyto(n_obs[0], obs[0])
+    for t in range(1, t_len):  # row loop: a strided cumsum down axis 0 is slower
+        np.add(n_obs[t - 1], obs[t], out=n_obs[t])
+    if loglike:
+        # unobserved rows have v = 0 and f = h: drop their log h instead of masking
+        n_used = n_obs[-1] if t_len else np.zeros(n, dtype=np.int32)
+        quad = np.divide(innov * innov, f_all).sum(axis=0)
+        logdet = np.log(f_all).sum(axis=0) - (t_len - n_used) * np.log(h_)
+        ll = -0.5 * (n_used * np.log(2.0 * np.pi) + logdet + quad)
+    else:
+        ll = np.full(n, np.nan)
+    return KalmanResult(
+        filtered=filt,
+        filtered_var=filt_var,
+        predicted=pred,
+        predicted_var=pred_var,
+        loglike=ll,
+        n_obs=n_obs,
+    )
