@@ -104,8 +104,9 @@ def _default_range() -> tuple[pd.Timestamp, pd.Timestamp]:
 
     source = default_resources()["prices"].get()
     coverage = source.describe()
-    first = pd.Timestamp(coverage["prices"]["first_date"])
-    last = pd.Timestamp(coverage["prices"]["last_date"])
+    equity = coverage["prices"]["equity"]
+    first = pd.Timestamp(equity["first_date"])
+    last = pd.Timestamp(equity["last_date"])
     return first, last
 
 
@@ -131,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log_level = "DEBUG" if args.verbose else "INFO"
     ok = True
     for job_name in JOB_ORDER:
-        job = defs.get_job_def(job_name)
+        job = defs.resolve_job_def(job_name)
         keys = [k for k in job.asset_layer.executable_asset_keys if k in wanted]
         if not keys:
             continue
@@ -170,7 +171,7 @@ def _print_summary(path: Path) -> None:
         return
     with open_warehouse(path, read_only=True) as conn:
         tables = conn.execute(
-            "SELECT table_schema || '.' || table_name AS table_name, estimated_size AS rows "
+            "SELECT schema_name || '.' || table_name AS table_name, estimated_size AS rows "
             "FROM duckdb_tables() ORDER BY 1"
         ).df()
         failed = conn.execute(

@@ -163,7 +163,9 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
 
 
 @contextlib.contextmanager
-def open_warehouse(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_warehouse(
+    path: str | Path, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Context manager around :func:`connect` that always closes the connection."""
     conn = connect(path, read_only=read_only)
     try:

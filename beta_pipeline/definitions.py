@@ -1,0 +1,42 @@
+"""The one ``dg.Definitions`` of beta_pipeline (code location for ``dagster dev``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import dagster as dg
+
+from beta_pipeline.defs.ingestion.assets import (
+    raw_market,
+    raw_market_monthly,
+    raw_prices,
+    security_master,
+)
+from beta_pipeline.defs.quality.checks import QUALITY_CHECKS
+from beta_pipeline.defs.resources import default_resources
+from beta_pipeline.defs.returns.assets import daily_returns_asset, monthly_returns_asset
+from beta_pipeline.defs.schedules import build_jobs, build_schedules
+
+ASSETS: list[dg.AssetsDefinition] = [
+    raw_prices,
+    raw_market,
+    raw_market_monthly,
+    security_master,
+    daily_returns_asset,
+    monthly_returns_asset,
+]
+
+
+def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Definitions:
+    """All assets, checks, jobs and schedules bound to ``resources`` (default: from env)."""
+    jobs = build_jobs(ASSETS)
+    return dg.Definitions(
+        assets=ASSETS,
+        asset_checks=QUALITY_CHECKS,
+        jobs=jobs,
+        schedules=build_schedules(jobs),
+        resources=dict(resources) if resources is not None else default_resources(),
+    )
+
+
+defs = build_definitions()

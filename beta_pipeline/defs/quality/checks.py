@@ -1,0 +1,175 @@
+"""Data-quality asset checks (Great Expectations + pandas rules from ``lib.quality``).
+
+Each audited asset gets one multi-check whose specs are the rules of its suite. A check
+reads the run's partition window (read-only), runs the suite, records every outcome in
+``quality.check_results`` and reports one Dagster check result per rule. Error-severity
+rules are blocking: when one fails, downstream assets of that run do not execute.
+
+The checks are scoped to the run's partitions (one partition, or a single-run backfill's
+whole range) but are not themselves partitioned: a 33-year backfill yields one evaluation
+per rule instead of one per rule and weekday (8,600 x 12 events).
+"""
+
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import dagster as dg
+import pandas as pd
+
+from beta_pipeline.defs.partitions import DUCKDB_POOL
+from beta_pipeline.defs.resources import DuckDBWarehouse
+from beta_pipeline.defs.util import partition_label, window
+from beta_pipeline.lib import warehouse
+from beta_pipeline.lib.quality import (
+    PRICE_CHECKS,
+    RETURN_CHECKS,
+    CheckOutcome,
+    check_prices,
+    check_returns,
+    outcomes_to_records,
+)
+from beta_pipeline.lib.returns import MAX_LOOKBACK_WEEKDAYS
+
+#: Weekdays of returns after the window that the reversal rule may look at.
+NEXT_DAY_WEEKDAYS = 5
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule of a suite as the UI shows it."""
+
+    name: str
+    blocking: bool
+    description: str
+
+
+PRICE_RULES: tuple[Rule, ...] = (
+    Rule("prices_keys_not_null", True, "date and symbol are never null (GE)"),
+    Rule("prices_keys_unique", True, "one row per (symbol, date) (GE)"),
+    Rule("prices_positive", True, "close and adj_close > 0 where present (GE)"),
+    Rule("prices_no_weekend_rows", True, "no Saturday/Sunday rows for equities"),
+    Rule("prices_stale", False, "same close on 5+ consecutive observations (listed)"),
+    Rule("prices_gaps", False, "consecutive observations more than 5 weekdays apart (listed)"),
+    Rule("prices_coverage", False, "share of listed symbols priced each day >= 90%"),
+    Rule("prices_all_nan_day", True, "no date whose prices are all missing"),
+)
+RETURN_RULES: tuple[Rule, ...] = (
+    Rule("returns_keys_not_null", True, "date and symbol are never null (GE)"),
+    Rule("returns_keys_unique", True, "one row per (symbol, date) (GE)"),
+    Rule("returns_hard_bounds", True, "-100% < ret <= 1000% and finite (GE)"),
+    Rule(
+        "returns_suspicious_moves",
+        False,
+        "|ret| > 15% reversed next day, or |ret| > 25% with |market| < 2% (listed)",
+    ),
+)
+assert tuple(r.name for r in PRICE_RULES) == PRICE_CHECKS
+assert tuple(r.name for r in RETURN_RULES) == RETURN_CHECKS
+
+
+def _results(
+    outcomes: Sequence[CheckOutcome], rules: Sequence[Rule], asset: str
+) -> Iterator[dg.AssetCheckResult]:
+    by_name = {o.check_name: o for o in outcomes}
+    missing = [r.name for r in rules if r.name not in by_name]
+    if missing:
+        raise RuntimeError(f"quality suite of {asset} produced no outcome for {missing}")
+    for rule in rules:
+        o = by_name[rule.name]
+        metadata: dict[str, object] = {
+            "details": o.details,
+            "offending_rows": o.n_rows,
+            "preview": dg.MetadataValue.md(o.preview_markdown()),
+        }
+        if o.observed is not None:
+            metadata["observed"] = float(o.observed)
+        yield dg.AssetCheckResult(
+            asset_key=asset,
+            check_name=rule.name,
+            passed=o.passed,
+            severity=(
+                dg.AssetCheckSeverity.ERROR if o.severity == "error" else dg.AssetCheckSeverity.WARN
+            ),
+            metadata=metadata,
+        )
+
+
+def _suite(
+    *,
+    asset: str,
+    rules: Sequence[Rule],
+    run: Callable[[DuckDBWarehouse, pd.Timestamp, pd.Timestamp], list[CheckOutcome]],
+    monthly: bool = False,
+) -> dg.AssetChecksDefinition:
+    specs = [
+        dg.AssetCheckSpec(
+            name=r.name,
+            asset=asset,
+            description=r.description,
+            blocking=r.blocking,
+        )
+        for r in rules
+    ]
+
+    @dg.multi_asset_check(
+        name=f"{asset}_quality",
+        specs=specs,
+        pool=DUCKDB_POOL,
+        description=f"Data-quality suite of {asset} over the run's partitions.",
+    )
+    def _check(
+        context: dg.AssetCheckExecutionContext, warehouse_db: DuckDBWarehouse
+    ) -> Iterator[dg.AssetCheckResult]:
+        start, end = window(context)
+        label = partition_label(start, end, monthly=monthly)
+        outcomes = run(warehouse_db, start, end)
+        records = outcomes_to_records(outcomes, asset=asset, partition=label)
+        with warehouse_db.writer() as conn:
+            warehouse.replace_keys(
+                conn,
+                "quality.check_results",
+                records,
+                {"asset": asset, "partition": label},
+            )
+        failed = [o for o in outcomes if not o.passed]
+        for o in failed:
+            log = context.log.error if o.severity == "error" else context.log.warning
+            log(f"{asset} [{label}] {o.check_name}: {o.details}")
+        yield from _results(outcomes, rules, asset)
+
+    return _check
+
+
+def _run_prices(db: DuckDBWarehouse, start: pd.Timestamp, end: pd.Timestamp) -> list[CheckOutcome]:
+    # the trailing weekdays give the stale/gap/coverage rules context on a one-day window
+    with db.reader() as conn:
+        prices = warehouse.read_window(
+            conn, "raw.prices", start - pd.offsets.BDay(MAX_LOOKBACK_WEEKDAYS), end
+        )
+    return check_prices(prices, asset_class="equity")
+
+
+def _run_returns(
+    db: DuckDBWarehouse, start: pd.Timestamp, end: pd.Timestamp
+) -> list[CheckOutcome]:
+    with db.reader() as conn:
+        returns = warehouse.read_window(conn, "returns.daily", start, end)
+        after = warehouse.read_window(
+            conn, "returns.daily", end, end + pd.offsets.BDay(NEXT_DAY_WEEKDAYS)
+        )
+    return check_returns(returns, next_day=after if len(after) else None)
+
+
+QUALITY_CHECKS: list[dg.AssetChecksDefinition] = [
+    _suite(
+        asset="raw_prices",
+        rules=PRICE_RULES,
+        run=_run_prices,
+    ),
+    _suite(
+        asset="daily_returns",
+        rules=RETURN_RULES,
+        run=_run_returns,
+    ),
+]

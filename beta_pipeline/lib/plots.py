@@ -1,0 +1,74 @@
+"""Matplotlib figures rendered to PNG bytes (headless), for asset metadata and files."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def to_png(fig: plt.Figure) -> bytes:
+    """Render and close a figure."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def returns_overview(daily: pd.DataFrame) -> bytes:
+    """Symbols with a return per day and the cumulative market excess return."""
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
+    counts = daily.groupby("date")["symbol"].nunique()
+    ax1.plot(counts.index, counts.to_numpy(), lw=0.8)
+    ax1.set_ylabel("symbols with a return")
+    mkt = daily.drop_duplicates("date").set_index("date")["mkt_excess"].sort_index()
+    ax2.plot(mkt.index, (1 + mkt).cumprod().to_numpy(), lw=0.8, color="tab:green")
+    ax2.set_ylabel("cumulative market excess")
+    ax2.set_yscale("log")
+    fig.suptitle("daily_returns")
+    return to_png(fig)
+
+
+def lines_over_time(
+    frame: pd.DataFrame, x: str, y: str, hue: str, title: str, ylabel: str | None = None
+) -> bytes:
+    """One line per value of ``hue`` (e.g. beta deciles over time, example stocks)."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for key, part in frame.sort_values(x).groupby(hue, sort=True):
+        ax.plot(part[x], part[y], lw=0.9, label=str(key))
+    ax.set_title(title)
+    ax.set_ylabel(ylabel or y)
+    if frame[hue].nunique() <= 12:
+        ax.legend(fontsize=7, ncol=2)
+    return to_png(fig)
+
+
+def boxplot_by(frame: pd.DataFrame, value: str, by: str, title: str) -> bytes:
+    """Box plots of ``value`` per category ``by`` (e.g. betas by sector)."""
+    groups = [(k, g[value].dropna().to_numpy()) for k, g in frame.groupby(by, sort=True)]
+    groups = [(k, v) for k, v in groups if len(v)]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * max(len(groups), 4) + 1.5))
+    ax.boxplot([v for _, v in groups], vert=False, showfliers=False)
+    ax.set_yticks(range(1, len(groups) + 1), [str(k) for k, _ in groups])
+    ax.set_title(title)
+    ax.set_xlabel(value)
+    return to_png(fig)
+
+
+def bars(frame: pd.DataFrame, x: str, y: str, title: str, hue: str | None = None) -> bytes:
+    """Grouped bar chart (e.g. hedging RMSE improvement per estimator)."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    if hue is None:
+        ax.bar(frame[x].astype(str), frame[y])
+    else:
+        wide = frame.pivot_table(index=x, columns=hue, values=y)
+        wide.plot.bar(ax=ax)
+    ax.set_title(title)
+    ax.set_ylabel(y)
+    ax.tick_params(axis="x", labelrotation=45)
+    return to_png(fig)
