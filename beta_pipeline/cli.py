@@ -15,7 +15,7 @@ import pandas as pd
 
 from beta_pipeline.settings import ensure_home, get_settings
 
-JOB_ORDER = ("static_job", "daily_job", "monthly_job")
+JOB_ORDER = ("static_job", "daily_job", "monthly_job", "analytics_job")
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -119,7 +119,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         ASSET_PARTITION_RANGE_START_TAG,
     )
 
-    from beta_pipeline.definitions import ASSETS, defs
+    from beta_pipeline.definitions import ASSETS, build_definitions
+
+    # bound to the environment now (--source/--config, BETA_PIPELINE_HOME), not to the one
+    # seen when beta_pipeline.definitions was first imported in this process
+    defs = build_definitions()
 
     start, end = _default_range()
     start = pd.Timestamp(args.start) if args.start else start

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from beta_pipeline.defs.baselines.assets import daily_betas, hedging_performance, monthly_betas
 from beta_pipeline.defs.ingestion.assets import (
     raw_market,
     raw_market_monthly,
@@ -16,6 +17,7 @@ from beta_pipeline.defs.quality.checks import QUALITY_CHECKS
 from beta_pipeline.defs.resources import default_resources
 from beta_pipeline.defs.returns.assets import daily_returns_asset, monthly_returns_asset
 from beta_pipeline.defs.schedules import build_jobs, build_schedules
+from beta_pipeline.defs.sql_models.assets import sql_assets
 
 ASSETS: list[dg.AssetsDefinition] = [
     raw_prices,
@@ -24,6 +26,10 @@ ASSETS: list[dg.AssetsDefinition] = [
     security_master,
     daily_returns_asset,
     monthly_returns_asset,
+    daily_betas,
+    monthly_betas,
+    hedging_performance,
+    *sql_assets(),
 ]
 
 

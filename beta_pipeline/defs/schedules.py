@@ -1,8 +1,11 @@
 """Partitioned jobs and their schedules, one job per partitioning.
 
-A run targets assets that share one partitions definition, so the pipeline has three
-jobs: ``daily_job`` (weekday partitions), ``monthly_job`` (months) and ``static_job``
-(unpartitioned reference data). The schedules run the latest partition of each.
+A run targets assets that share one partitions definition, so the pipeline has four
+jobs: ``static_job`` (unpartitioned reference data, e.g. the security master),
+``daily_job`` (weekday partitions), ``monthly_job`` (months) and ``analytics_job``
+(unpartitioned assets downstream of partitioned ones: leaderboards, SQL marts). The
+schedules run the latest partition of the daily and monthly jobs, and the analytics job
+after each.
 """
 
 from __future__ import annotations
@@ -21,8 +24,35 @@ def keys_with_partitions(
     return [a.key for a in assets if a.partitions_def == partitions_def]
 
 
+def _split_unpartitioned(
+    assets: Sequence[dg.AssetsDefinition],
+) -> tuple[list[dg.AssetKey], list[dg.AssetKey]]:
+    """Unpartitioned keys without / with a (transitive) partitioned upstream asset."""
+    by_key = {a.key: a for a in assets}
+    memo: dict[dg.AssetKey, bool] = {}
+
+    def downstream_of_partitioned(key: dg.AssetKey) -> bool:
+        if key not in memo:
+            memo[key] = False
+            asset = by_key.get(key)
+            deps = [d.asset_key for d in asset.specs_by_key[key].deps] if asset else []
+            memo[key] = any(
+                by_key[d].partitions_def is not None or downstream_of_partitioned(d)
+                for d in deps
+                if d in by_key
+            )
+        return memo[key]
+
+    plain = keys_with_partitions(assets, None)
+    return (
+        [k for k in plain if not downstream_of_partitioned(k)],
+        [k for k in plain if downstream_of_partitioned(k)],
+    )
+
+
 def build_jobs(assets: Sequence[dg.AssetsDefinition]) -> list[dg.UnresolvedAssetJobDefinition]:
-    """The daily, monthly and static asset jobs over the given assets."""
+    """The static, daily, monthly and analytics asset jobs over the given assets."""
+    static, analytics = _split_unpartitioned(assets)
     return [
         dg.define_asset_job(
             name="daily_job",
@@ -38,8 +68,13 @@ def build_jobs(assets: Sequence[dg.AssetsDefinition]) -> list[dg.UnresolvedAsset
         ),
         dg.define_asset_job(
             name="static_job",
-            selection=dg.AssetSelection.assets(*keys_with_partitions(assets, None)),
-            description="Unpartitioned reference data (security master, study tables).",
+            selection=dg.AssetSelection.assets(*static),
+            description="Unpartitioned reference data (security master).",
+        ),
+        dg.define_asset_job(
+            name="analytics_job",
+            selection=dg.AssetSelection.assets(*analytics),
+            description="Leaderboards and SQL marts over the partitioned tables.",
         ),
     ]
 
@@ -56,5 +91,11 @@ def build_schedules(
         ),
         dg.build_schedule_from_partitioned_job(
             by_name["monthly_job"], name="monthly_schedule", hour_of_day=3, day_of_month=2
+        ),
+        dg.ScheduleDefinition(
+            name="analytics_schedule",
+            job=by_name["analytics_job"],
+            cron_schedule="0 5 * * 2-6",
+            description="Leaderboards and marts after the daily run (05:00 UTC Tue-Sat).",
         ),
     ]

@@ -24,8 +24,14 @@ def window(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) ->
 
 
 def partition_label(start: pd.Timestamp, end: pd.Timestamp, monthly: bool = False) -> str:
-    """Human label of a partition range, e.g. ``2013-02-08..2018-02-07``."""
+    """Human label of a partition range, e.g. ``2013-02-08..2018-02-07``.
+
+    A weekday window ends at the next weekday's midnight, so a Friday's ends on Monday:
+    its label names the last weekday (``2019-12-27``, not ``2019-12-27..2019-12-29``).
+    """
     last = end - pd.Timedelta(days=1)
+    if not monthly:
+        last = max(start, pd.offsets.BDay().rollback(last))
     fmt = "%Y-%m" if monthly else "%Y-%m-%d"
     first_s, last_s = start.strftime(fmt), last.strftime(fmt)
     return first_s if first_s == last_s else f"{first_s}..{last_s}"

@@ -72,3 +72,24 @@ def bars(frame: pd.DataFrame, x: str, y: str, title: str, hue: str | None = None
     ax.set_ylabel(y)
     ax.tick_params(axis="x", labelrotation=45)
     return to_png(fig)
+
+
+def small_multiples(
+    frame: pd.DataFrame, x: str, y: str, panel: str, hue: str, title: str
+) -> bytes:
+    """One subplot per value of ``panel`` (e.g. a stock), one line per ``hue`` (estimator)."""
+    keys = sorted(frame[panel].unique())
+    cols = 2 if len(keys) > 1 else 1
+    rows = (len(keys) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(10, 2.8 * rows), sharex=True, squeeze=False)
+    for ax, key in zip(axes.ravel(), keys, strict=False):
+        part = frame[frame[panel] == key].sort_values(x)
+        for name, line in part.groupby(hue, sort=True):
+            ax.plot(line[x], line[y], lw=0.8, label=str(name))
+        ax.set_title(str(key), fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(keys):]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return to_png(fig)

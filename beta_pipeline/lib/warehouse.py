@@ -9,7 +9,7 @@ as parameters; table and column names come from the fixed registry below, never 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +108,68 @@ TABLES: dict[str, Table] = {
             ),
             "month",
             ("symbol", "month"),
+        ),
+        Table(
+            "betas.daily",
+            (
+                ("date", "DATE NOT NULL"),
+                ("symbol", "VARCHAR NOT NULL"),
+                ("model", "VARCHAR NOT NULL"),
+                ("estimator", "VARCHAR NOT NULL"),
+                ("factor", "VARCHAR NOT NULL"),
+                ("beta", "DOUBLE"),
+                ("alpha", "DOUBLE"),
+                ("r2", "DOUBLE"),
+                ("resid_std", "DOUBLE"),
+                ("n_obs", "INTEGER"),
+            ),
+            "date",
+        ),
+        Table(
+            "betas.monthly",
+            (
+                ("month", "DATE NOT NULL"),
+                ("symbol", "VARCHAR NOT NULL"),
+                ("model", "VARCHAR NOT NULL"),
+                ("estimator", "VARCHAR NOT NULL"),
+                ("factor", "VARCHAR NOT NULL"),
+                ("beta", "DOUBLE"),
+                ("alpha", "DOUBLE"),
+                ("r2", "DOUBLE"),
+                ("resid_std", "DOUBLE"),
+                ("n_obs", "INTEGER"),
+            ),
+            "month",
+        ),
+        Table(
+            "betas.estimator_params",
+            (
+                ("model", "VARCHAR NOT NULL"),
+                ("estimator", "VARCHAR NOT NULL"),
+                ("param", "VARCHAR NOT NULL"),
+                ("value", "DOUBLE"),
+                ("fit_start", "DATE"),
+                ("fit_end", "DATE"),
+                ("details", "VARCHAR"),
+                ("fitted_at", "TIMESTAMP"),
+            ),
+            None,
+            ("model", "estimator", "param"),
+        ),
+        Table(
+            "betas.hedging_performance",
+            (
+                ("model", "VARCHAR NOT NULL"),
+                ("estimator", "VARCHAR NOT NULL"),
+                ("period", "VARCHAR NOT NULL"),
+                ("n", "BIGINT"),
+                ("rmse", "DOUBLE"),
+                ("rmse_ref", "DOUBLE"),
+                ("improvement_pct", "DOUBLE"),
+                ("reference", "VARCHAR"),
+            ),
+            None,
+            ("model", "estimator", "period"),
         ),
         Table(
             "quality.check_results",
@@ -219,6 +281,49 @@ def replace_window(
         where.append(f"{col} = ?")
         params.append(value)
     return _delete_insert(conn, table, data, " AND ".join(where), params)
+
+
+def replace_window_chunks(
+    conn: duckdb.DuckDBPyConnection,
+    table_name: str,
+    frames: Iterable[pd.DataFrame],
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> int:
+    """Like :func:`replace_window` for data produced in pieces (one estimator at a time):
+    one DELETE and many INSERTs inside ONE transaction, so peak memory stays at one piece
+    and a failure half-way leaves the previous rows in place."""
+    table = TABLES[table_name]
+    column = table.partition_column
+    if column is None:
+        raise ValueError(f"{table_name} is not partitioned by a date column")
+    cols = ", ".join(table.column_names)
+    lo, hi = pd.Timestamp(start), pd.Timestamp(end)
+    total = 0
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(
+            f"DELETE FROM {table.name} WHERE {column} >= ? AND {column} < ?",
+            [lo.date(), hi.date()],
+        )
+        for frame in frames:
+            data = _frame_for(table, frame)
+            if not len(data):
+                continue
+            key = pd.to_datetime(data[column])
+            if ((key < lo) | (key >= hi)).any():
+                raise ValueError(f"rows for {table_name} fall outside [{lo.date()}, {hi.date()})")
+            conn.register("_incoming", data)
+            conn.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _incoming")
+            conn.unregister("_incoming")
+            total += len(data)
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        with contextlib.suppress(duckdb.Error):
+            conn.unregister("_incoming")
+        raise
+    return total
 
 
 def replace_keys(

@@ -6,11 +6,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 
 from beta_pipeline.defs.partitions import DUCKDB_POOL
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
 from beta_pipeline.defs.util import png_metadata, preview
-from beta_pipeline.lib import sql_models
+from beta_pipeline.lib import plots, sql_models
 
 GROUP = "marts"
 
@@ -22,11 +23,54 @@ TABLE_TO_ASSET: dict[str, str] = {
     "raw.securities": "security_master",
     "returns.daily": "daily_returns",
     "returns.monthly": "monthly_returns",
+    "betas.daily": "daily_betas",
+    "betas.monthly": "monthly_betas",
+    "betas.hedging_performance": "hedging_performance",
+    "quality.check_results": "raw_prices",
 }
 
 #: Optional plot makers per model name: (relation frame) -> {filename: PNG bytes}.
-PlotHook = Callable[["object"], Mapping[str, bytes]]
-PLOT_HOOKS: dict[str, PlotHook] = {}
+PlotHook = Callable[[pd.DataFrame], Mapping[str, bytes]]
+
+
+def _deciles_plot(frame: pd.DataFrame) -> dict[str, bytes]:
+    out = {}
+    for estimator in ("ols_252", "ols_60m"):
+        part = frame[(frame["model"] == "capm") & (frame["estimator"] == estimator)]
+        if len(part):
+            out[f"deciles_{estimator}.png"] = plots.lines_over_time(
+                part, "month", "beta", "decile", f"CAPM beta deciles over time ({estimator})"
+            )
+    return out
+
+
+def _coverage_plot(frame: pd.DataFrame) -> dict[str, bytes]:
+    part = frame[frame["model"] == "capm"].assign(series=lambda f: f["estimator"])
+    if part.empty:
+        return {}
+    return {
+        "coverage.png": plots.lines_over_time(
+            part, "month", "share", "series", "Share of stocks with a CAPM beta", "share"
+        )
+    }
+
+
+def _sector_plot(frame: pd.DataFrame) -> dict[str, bytes]:
+    part = frame[frame["estimator"] == "ols_252"]
+    if part.empty:
+        return {}
+    return {
+        "sectors.png": plots.boxplot_by(
+            part, "beta", "sector", "CAPM betas (OLS 252d, month ends) by sector"
+        )
+    }
+
+
+PLOT_HOOKS: dict[str, PlotHook] = {
+    "beta_deciles_monthly": _deciles_plot,
+    "beta_coverage": _coverage_plot,
+    "beta_by_sector": _sector_plot,
+}
 
 
 def sql_dir() -> Path:

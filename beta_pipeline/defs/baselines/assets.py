@@ -1,0 +1,325 @@
+"""Baseline beta tables: daily and monthly betas per model and estimator, and the hedging
+leaderboard (next-day hedging error per estimator)."""
+
+import time
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from beta_pipeline.defs.partitions import (
+    DUCKDB_POOL,
+    monthly_partitions,
+    trailing,
+    weekday_partitions,
+)
+from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
+from beta_pipeline.defs.util import (
+    materialize_result,
+    partition_label,
+    png_metadata,
+    preview,
+    window,
+)
+from beta_pipeline.lib import beta_tables, hedging_sql, plots, warehouse
+
+GROUP = "baselines"
+
+
+class DailyBetasConfig(dg.Config):
+    """Estimators and settings of ``daily_betas``."""
+
+    models: list[str] = ["capm", "ff3", "ff5"]
+    ols_windows: list[int] = [60, 252]
+    tidy_window: int = 63
+    tidy_min_obs: int = 50
+    ewm_window: int = 252
+    ewm_half_life_grid: list[float] = [5, 10, 21, 42, 63, 126, 252]
+    adjusted_window: int = 252
+    kalman: bool = True
+    refit: bool = False
+    """Re-tune the EW half-life and re-fit the Kalman variances even if stored."""
+
+
+def _stored_params(conn, model: str) -> pd.DataFrame:
+    return conn.execute(
+        "SELECT estimator, param, value, fit_start, fit_end FROM betas.estimator_params "
+        "WHERE model = ?",
+        [model],
+    ).df()
+
+
+def _fit_params(
+    panel: beta_tables.Panel,
+    model: str,
+    config: DailyBetasConfig,
+    stored: pd.DataFrame,
+    specs: list[beta_tables.EstimatorSpec],
+) -> tuple[list[beta_tables.EstimatorSpec], pd.DataFrame, dict[str, object]]:
+    """Specs with tuned parameters; rows for betas.estimator_params; metadata."""
+    train, val = beta_tables.split_rows(len(panel.dates))
+    fit_start, val_end = panel.dates[0], panel.dates[val.stop - 1]
+    train_end = panel.dates[train.stop - 1]
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    rows: list[dict[str, object]] = []
+    meta: dict[str, object] = {}
+    out: list[beta_tables.EstimatorSpec] = []
+    for spec in specs:
+        params = dict(spec.params)
+        if spec.kind == "ewm":
+            known = stored[(stored["estimator"] == spec.name) & (stored["param"] == "half_life")]
+            if len(known) and not config.refit:
+                params["half_life"] = float(known["value"].iloc[0])
+            else:
+                best, table = beta_tables.tune_ewm(panel, spec, config.ewm_half_life_grid)
+                params["half_life"] = best
+                details = table.to_json(orient="records")
+                rows.append(
+                    dict(model=model, estimator=spec.name, param="half_life", value=best,
+                         fit_start=fit_start, fit_end=val_end, details=details, fitted_at=now)
+                )
+                meta[f"{model}_ewm_tuning"] = dg.MetadataValue.md(table.to_markdown(index=False))
+            meta[f"{model}_ewm_half_life"] = params["half_life"]
+        if spec.kind == "kalman":
+            if len(panel.factors) != 1:
+                continue
+            known = stored[(stored["estimator"] == spec.name) & (stored["param"] == "train_rows")]
+            if len(known) and not config.refit:
+                end = pd.Timestamp(known["fit_end"].iloc[0])
+                n_train = int((panel.dates <= end).sum())
+            else:
+                end, n_train = train_end, train.stop
+            fit = beta_tables.fit_kalman(
+                beta_tables.Panel(
+                    panel.dates[:n_train], panel.symbols, panel.factors,
+                    panel.y[:n_train], panel.x[:n_train],
+                )
+            ) if n_train > 30 else None
+            if fit is None:
+                continue
+            params.update(fit)
+            snr = float(np.nanmedian(np.asarray(fit["q"]) / np.asarray(fit["h"])))
+            rows.append(
+                dict(model=model, estimator=spec.name, param="train_rows", value=float(n_train),
+                     fit_start=fit_start, fit_end=end, details=f"median q/h = {snr:.3g}",
+                     fitted_at=now)
+            )
+            meta[f"{model}_kalman_q_over_h"] = snr
+        out.append(beta_tables.EstimatorSpec(spec.name, spec.kind, params, spec.single_factor))
+    return out, pd.DataFrame(rows), meta
+
+
+@dg.asset(
+    partitions_def=weekday_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[
+        dg.AssetDep("daily_returns", partition_mapping=trailing(262)),
+        dg.AssetDep("raw_market", partition_mapping=trailing(262)),
+    ],
+    pool=DUCKDB_POOL,
+    kinds={"duckdb", "numpy"},
+    group_name=GROUP,
+    description="Daily betas (CAPM/FF3/FF5) by rolling OLS, EW-WLS, Kalman and adjusted variants.",
+)
+def daily_betas(
+    context: dg.AssetExecutionContext,
+    config: DailyBetasConfig,
+    warehouse_db: DuckDBWarehouse,
+    artifacts: ArtifactStore,
+) -> dg.MaterializeResult:
+    """Reads the whole return history (the Kalman filter runs from the first day, so a
+    daily run and a backfill agree), writes rows dated inside the run's window."""
+    start, end = window(context)
+    label = partition_label(start, end)
+    specs = beta_tables.daily_specs(
+        config.ols_windows, config.tidy_window, config.tidy_min_obs, config.ewm_window,
+        config.adjusted_window, config.kalman,
+    )
+    with warehouse_db.reader() as conn:
+        returns = conn.execute(
+            "SELECT date, symbol, ret_excess, mkt_excess FROM returns.daily WHERE date < ? "
+            "ORDER BY date, symbol",
+            [end.date()],
+        ).df()
+        market = warehouse.read_window(conn, "raw.market", None, end)
+        stored = {m: _stored_params(conn, m) for m in config.models}
+    returns["date"] = pd.to_datetime(returns["date"])
+    meta: dict[str, object] = {}
+    param_rows: list[pd.DataFrame] = []
+    counts: dict[str, int] = {}
+
+    def pieces():
+        for model in config.models:
+            factors = beta_tables.factor_frame(model, returns, market)
+            if factors is None:
+                context.log.warning(f"daily_betas: no {model} factors in raw.market; skipped")
+                continue
+            panel = beta_tables.Panel.build(returns, factors)
+            tuned, rows, extra = _fit_params(panel, model, config, stored[model], specs)
+            param_rows.append(rows)
+            meta.update(extra)
+            t0 = time.perf_counter()
+            for frame in beta_tables.estimate(panel, model, tuned, start, end):
+                key = f"{model}/{frame['estimator'].iloc[0]}"
+                counts[key] = len(frame)
+                yield frame
+            context.log.info(
+                f"daily_betas: {model} on {panel.y.shape[1]} symbols x {len(panel.dates)} days "
+                f"in {time.perf_counter() - t0:.1f}s"
+            )
+
+    if returns.empty:
+        context.log.warning(f"daily_betas: no returns up to {label}; empty partition")
+    with warehouse_db.writer() as conn:
+        n = warehouse.replace_window_chunks(conn, "betas.daily", pieces(), start, end)
+        for rows in param_rows:
+            if len(rows):
+                for (model, est), part in rows.groupby(["model", "estimator"]):
+                    warehouse.replace_keys(
+                        conn, "betas.estimator_params", part,
+                        {"model": model, "estimator": est},
+                    )
+        sample = conn.execute(
+            "SELECT * FROM betas.daily WHERE date >= ? AND date < ? LIMIT 10",
+            [start.date(), end.date()],
+        ).df()
+    context.log.info(f"daily_betas: wrote {n:,} rows for {label}")
+    small = {"dagster/row_count": n, "rows_by_estimator": dg.MetadataValue.json(counts), **meta}
+    rich: dict[str, object] = {"preview": preview(sample)}
+    if n and (end - start).days > 200:
+        png = _example_plot(warehouse_db, start, end)
+        path = artifacts.path("baselines", f"daily_betas_examples_{label}.png")
+        path.write_bytes(png)
+        rich["example_betas"] = png_metadata(png, "example betas")
+        rich["example_betas_file"] = dg.MetadataValue.path(str(path))
+    return materialize_result(context, small, rich)
+
+
+def _example_plot(db: DuckDBWarehouse, start: pd.Timestamp, end: pd.Timestamp) -> bytes:
+    """CAPM betas of up to four symbols by OLS-252, EW-WLS and Kalman."""
+    with db.reader() as conn:
+        frame = conn.execute(
+            """
+            WITH pick AS (
+                SELECT symbol FROM betas.daily
+                WHERE model = 'capm' AND estimator = 'ols_252' AND date >= ? AND date < ?
+                GROUP BY symbol ORDER BY count(*) DESC, symbol LIMIT 4
+            )
+            SELECT date, symbol, estimator, beta FROM betas.daily
+            WHERE model = 'capm' AND estimator IN ('ols_252', 'ewm', 'kalman')
+              AND symbol IN (SELECT symbol FROM pick) AND date >= ? AND date < ?
+            """,
+            [start.date(), end.date(), start.date(), end.date()],
+        ).df()
+    return plots.small_multiples(
+        frame, "date", "beta", "symbol", "estimator", "CAPM betas of example stocks"
+    )
+
+
+class MonthlyBetasConfig(dg.Config):
+    """Settings of ``monthly_betas`` (Tidy Finance: 60 months, at least 48)."""
+
+    models: list[str] = ["capm", "ff3", "ff5"]
+    window: int = 60
+    min_obs: int = 48
+
+
+@dg.asset(
+    partitions_def=monthly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[
+        dg.AssetDep(
+            "monthly_returns",
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-59, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+        dg.AssetDep(
+            "raw_market_monthly",
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-59, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+    ],
+    pool=DUCKDB_POOL,
+    kinds={"duckdb", "numpy"},
+    group_name=GROUP,
+    description="Monthly rolling OLS betas (60 months, min 48) for CAPM, FF3 and FF5.",
+)
+def monthly_betas(
+    context: dg.AssetExecutionContext, config: MonthlyBetasConfig, warehouse_db: DuckDBWarehouse
+) -> dg.MaterializeResult:
+    start, end = window(context)
+    label = partition_label(start, end, monthly=True)
+    lookback = start - pd.DateOffset(months=config.window + 1)
+    with warehouse_db.reader() as conn:
+        returns = warehouse.read_window(conn, "returns.monthly", lookback, end)
+        market = warehouse.read_window(conn, "raw.market_monthly", lookback, end)
+    name = f"ols_{config.window}m"
+    spec = beta_tables.EstimatorSpec(
+        name, "ols", {"window": config.window, "min_obs": config.min_obs}
+    )
+    counts: dict[str, int] = {}
+
+    def pieces():
+        for model in config.models:
+            factors = beta_tables.factor_frame(model, returns, market, date_col="month")
+            if factors is None:
+                context.log.warning(f"monthly_betas: no {model} factors for {label}; skipped")
+                continue
+            panel = beta_tables.Panel.build(returns, factors, date_col="month")
+            for frame in beta_tables.estimate(panel, model, [spec], start, end, "month"):
+                counts[model] = len(frame)
+                yield frame
+
+    with warehouse_db.writer() as conn:
+        n = warehouse.replace_window_chunks(conn, "betas.monthly", pieces(), start, end)
+        sample = conn.execute(
+            "SELECT * FROM betas.monthly WHERE month >= ? AND month < ? LIMIT 10",
+            [start.date(), end.date()],
+        ).df()
+    context.log.info(f"monthly_betas: wrote {n:,} rows for {label}")
+    small = {"dagster/row_count": n, "rows_by_model": dg.MetadataValue.json(counts)}
+    return materialize_result(context, small, {"preview": preview(sample)})
+
+
+class HedgingConfig(dg.Config):
+    """Reference estimator of the leaderboard (the paper's metric: % over rolling OLS)."""
+
+    reference: str = "ols_252"
+
+
+@dg.asset(
+    deps=["daily_betas", "daily_returns", "raw_market"],
+    pool=DUCKDB_POOL,
+    kinds={"duckdb", "sql"},
+    group_name=GROUP,
+    description="Leaderboard of next-day hedging RMSE per estimator, overall and by year.",
+)
+def hedging_performance(
+    context: dg.AssetExecutionContext,
+    config: HedgingConfig,
+    warehouse_db: DuckDBWarehouse,
+    artifacts: ArtifactStore,
+) -> dg.MaterializeResult:
+    with warehouse_db.writer() as conn:
+        table = hedging_sql.leaderboard(conn, reference=config.reference)
+        warehouse.replace_keys(conn, "betas.hedging_performance", table, {})
+    overall = table[table["period"] == "all"].sort_values(["model", "rmse"])
+    context.log.info(f"hedging_performance: {len(overall)} estimator rows")
+    meta: dict[str, object] = {
+        "dagster/row_count": len(table),
+        "leaderboard": dg.MetadataValue.md(
+            overall.to_markdown(index=False, floatfmt=".6g") if len(overall) else "_empty_"
+        ),
+    }
+    if len(overall):
+        png = plots.bars(
+            overall, "estimator", "improvement_pct",
+            f"% RMSE improvement over {config.reference} (next-day hedge)", hue="model",
+        )
+        path = artifacts.path("baselines", "hedging_performance.png")
+        path.write_bytes(png)
+        meta["improvement_plot"] = png_metadata(png, "improvement over OLS")
+        meta["improvement_plot_file"] = dg.MetadataValue.path(str(path))
+    return dg.MaterializeResult(metadata=meta)

@@ -1,0 +1,104 @@
+"""Hedging leaderboard computed inside DuckDB (scales to hundreds of millions of beta rows).
+
+For every (model, estimator) the next-day hedging error is
+``e_{t+1} = y_{t+1} - sum_f beta_{t,f} x_{f,t+1}`` where ``t+1`` is the next trading date
+of the returns calendar (no alpha in the hedge, as in the NeuralBeta paper). RMSEs are
+compared on the common set: the (model, date, symbol) triples where every estimator of the
+model has an error, so estimators with longer warm-ups do not get easier samples.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from beta_pipeline.lib.beta_tables import MODEL_FACTORS
+
+LEADERBOARD_COLUMNS = (
+    "model",
+    "estimator",
+    "period",
+    "n",
+    "rmse",
+    "rmse_ref",
+    "improvement_pct",
+    "reference",
+)
+
+
+def _factor_values_sql() -> tuple[str, str, list[object]]:
+    pairs = [(m, f) for m, fs in MODEL_FACTORS.items() if m != "capm" for f in fs]
+    values = ", ".join("(?, ?)" for _ in pairs)
+    params: list[object] = [v for pair in pairs for v in pair]
+    counts = ", ".join("(?, ?)" for _ in MODEL_FACTORS)
+    params += [v for m, fs in MODEL_FACTORS.items() for v in (m, len(fs))]
+    return values, counts, params
+
+
+def hedge_errors_sql(source: str = "betas.daily") -> tuple[str, list[object]]:
+    """SQL (and parameters) selecting (model, estimator, date, symbol, y, hedge, error)."""
+    values, counts, params = _factor_values_sql()
+    sql = f"""
+    WITH cal AS (
+        SELECT date, lead(date) OVER (ORDER BY date) AS next_date
+        FROM (SELECT DISTINCT date FROM returns.daily)
+    ),
+    factor_map(model, factor) AS (VALUES {values}),
+    factor_count(model, k) AS (VALUES {counts}),
+    fx AS (
+        SELECT date, 'capm' AS model, 'mkt_excess' AS factor, any_value(mkt_excess) AS value
+        FROM returns.daily GROUP BY date
+        UNION ALL
+        SELECT m.date, fm.model, m.series AS factor, m.value
+        FROM raw.market m JOIN factor_map fm ON m.series = fm.factor
+    ),
+    hedge AS (
+        SELECT b.model, b.estimator, b.date, b.symbol,
+               any_value(r.ret_excess) AS y,
+               sum(b.beta * fx.value) AS hedge,
+               count(*) AS nf
+        FROM {source} b
+        JOIN cal ON cal.date = b.date
+        JOIN returns.daily r ON r.symbol = b.symbol AND r.date = cal.next_date
+        JOIN fx ON fx.model = b.model AND fx.factor = b.factor AND fx.date = cal.next_date
+        GROUP BY b.model, b.estimator, b.date, b.symbol
+    )
+    SELECT h.model, h.estimator, h.date, h.symbol, h.y, h.hedge, h.y - h.hedge AS error
+    FROM hedge h JOIN factor_count c ON c.model = h.model
+    WHERE h.nf = c.k AND h.y IS NOT NULL AND h.hedge IS NOT NULL
+    """
+    return sql, params
+
+
+def leaderboard(conn: duckdb.DuckDBPyConnection, reference: str = "ols_252") -> pd.DataFrame:
+    """RMSE of the next-day hedge per (model, estimator), overall (``period='all'``) and by
+    year, with % improvement over ``reference`` on the common set."""
+    errors_sql, params = hedge_errors_sql()
+    sql = f"""
+    WITH err AS ({errors_sql}),
+    n_est AS (SELECT model, count(DISTINCT estimator) AS k FROM err GROUP BY model),
+    common AS (
+        SELECT e.model, e.date, e.symbol
+        FROM err e GROUP BY e.model, e.date, e.symbol
+        HAVING count(*) = (SELECT k FROM n_est WHERE n_est.model = e.model)
+    ),
+    kept AS (
+        SELECT err.* FROM err JOIN common USING (model, date, symbol)
+    ),
+    scored AS (
+        SELECT model, estimator, 'all' AS period, count(*) AS n,
+               sqrt(avg(error * error)) AS rmse
+        FROM kept GROUP BY model, estimator
+        UNION ALL
+        SELECT model, estimator, CAST(year(date) AS VARCHAR) AS period, count(*) AS n,
+               sqrt(avg(error * error)) AS rmse
+        FROM kept GROUP BY model, estimator, year(date)
+    )
+    SELECT s.model, s.estimator, s.period, s.n, s.rmse, r.rmse AS rmse_ref,
+           100 * (1 - s.rmse / r.rmse) AS improvement_pct, ? AS reference
+    FROM scored s
+    LEFT JOIN scored r ON r.model = s.model AND r.period = s.period AND r.estimator = ?
+    ORDER BY s.model, s.period, s.rmse
+    """
+    frame = conn.execute(sql, [*params, reference, reference]).df()
+    return frame.loc[:, list(LEADERBOARD_COLUMNS)]
