@@ -23,7 +23,9 @@ def test_replace_window_is_idempotent(warehouse_path):
     days = pd.bdate_range("2020-01-01", periods=10)
     with warehouse.open_warehouse(warehouse_path) as conn:
         for _ in range(10):
-            warehouse.replace_window(conn, "returns.daily", _rows(days), days[0], days[-1] + pd.Timedelta(days=1))
+            warehouse.replace_window(
+                conn, "returns.daily", _rows(days), days[0], days[-1] + pd.Timedelta(days=1)
+            )
         n, distinct = conn.execute(
             "SELECT count(*), count(DISTINCT (symbol, date)) FROM returns.daily"
         ).fetchone()
@@ -33,7 +35,9 @@ def test_replace_window_is_idempotent(warehouse_path):
 def test_replace_window_leaves_other_partitions(warehouse_path):
     days = pd.bdate_range("2020-01-01", periods=10)
     with warehouse.open_warehouse(warehouse_path) as conn:
-        warehouse.replace_window(conn, "returns.daily", _rows(days), days[0], days[-1] + pd.Timedelta(days=1))
+        warehouse.replace_window(
+            conn, "returns.daily", _rows(days), days[0], days[-1] + pd.Timedelta(days=1)
+        )
         warehouse.replace_window(
             conn, "returns.daily", _rows(days[3:4], value=2.0), days[3], days[4]
         )

@@ -13,5 +13,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from beta_pipeline.defs import instance_tuning  # noqa: E402
+from beta_pipeline.settings import configure_dagster_env  # noqa: E402
 
 instance_tuning.install()
+configure_dagster_env()

@@ -10,6 +10,7 @@ property of the file, so the webserver and daemon use it too once a run has set 
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 
 from sqlalchemy import event
@@ -34,3 +35,87 @@ def install() -> None:
     if not _INSTALLED:
         event.listen(Engine, "connect", _tune_sqlite)
         _INSTALLED = True
+
+
+@functools.cache
+def _batching_storage_class():
+    """A SqliteEventLogStorage that writes a batch of asset events in two transactions.
+
+    Built lazily so importing this module does not import Dagster's storage internals.
+    """
+    from dagster._core.events import ASSET_EVENTS
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus,
+    )
+    from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+    from dagster._core.storage.sqlalchemy_compat import db_result
+    from dagster_shared.serdes import serialize_value
+
+    class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
+        """Dagster's per-run-shard SQLite event log, plus a batched write path.
+
+        A single-run backfill reports one materialization per partition (8,600 for 33 years
+        of weekdays) in batches (``DAGSTER_EVENT_BATCH_SIZE``). The stock SQLite storage
+        stores a batch event by event, each in two freshly created engines (run shard and
+        index shard): ~20-50 ms per event here. This class writes a batch of asset events
+        of one run into the run shard in one transaction and mirrors them into the index
+        shard in a second one, exactly as ``store_event`` does for a single event.
+        """
+
+        @classmethod
+        def from_config_value(cls, inst_data, config_value):  # type: ignore[override]
+            return cls(inst_data=inst_data, **config_value)
+
+        def _store_asset_check_evaluation_planned(self, event, event_id) -> None:
+            """Same rows as Dagster's, but the event is serialized once, not once per
+            partition (a check planned over 8,600 partitions took minutes)."""
+            planned = event.dagster_event.event_specific_data
+            subset = planned.partitions_subset
+            keys = subset.get_partition_keys() if subset else [None]
+            common = dict(
+                asset_key=planned.asset_key.to_string(),
+                check_name=planned.check_name,
+                run_id=event.run_id,
+                execution_status=AssetCheckExecutionRecordStatus.PLANNED.value,
+                evaluation_event=serialize_value(event),
+                evaluation_event_timestamp=self._event_insert_timestamp(event),
+                evaluation_event_storage_id=event_id,
+            )
+            with self.index_connection() as conn:
+                for i in range(0, len(keys), 2000):
+                    conn.execute(
+                        AssetCheckExecutionsTable.insert().values(
+                            [{**common, "partition": k} for k in keys[i : i + 2000]]
+                        )
+                    )
+
+        def store_event_batch(self, events) -> None:  # type: ignore[override]
+            run_ids = {e.run_id for e in events}
+            mirrored = all(
+                e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS for e in events
+            )
+            if len(events) < 2 or len(run_ids) != 1 or not mirrored:
+                for event in events:
+                    self.store_event(event)
+                return
+            statements = [self.prepare_insert_event(e) for e in events]
+            with self.run_connection(next(iter(run_ids))) as conn:
+                for statement in statements:
+                    conn.execute(statement)
+            with self.index_transaction() as conn:
+                ids = []
+                for statement in statements:
+                    with db_result(conn, statement) as result:
+                        ids.append(result.inserted_primary_key[0])
+                self._store_asset_event_tags(conn, list(events), ids)
+                for event, event_id in zip(events, ids, strict=True):
+                    self._store_asset_event(conn, event, event_id)
+
+    return BatchingSqliteEventLogStorage
+
+
+def __getattr__(name: str):
+    if name == "BatchingSqliteEventLogStorage":
+        return _batching_storage_class()
+    raise AttributeError(name)

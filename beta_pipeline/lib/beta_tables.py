@@ -140,8 +140,9 @@ class Panel:
 
 def split_rows(n_rows: int) -> tuple[slice, slice]:
     """Train and validation row slices by the paper's proportions (time order)."""
-    train_end = max(int(n_rows * TRAIN_SHARE), 1)
-    val_end = max(int(n_rows * (TRAIN_SHARE + VALIDATION_SHARE)), train_end + 1)
+    # the epsilon keeps exact multiples exact: 14 * (8/14 + 2/14) is 9.999... in floats
+    train_end = max(int(n_rows * TRAIN_SHARE + 1e-9), 1)
+    val_end = max(int(n_rows * (TRAIN_SHARE + VALIDATION_SHARE) + 1e-9), train_end + 1)
     return slice(0, train_end), slice(train_end, min(val_end, n_rows))
 
 
@@ -161,10 +162,14 @@ def tune_ewm(
     return float(best), table
 
 
-def fit_kalman(panel: Panel, n_sample: int = 20, seed: int = 0) -> dict[str, Any]:
-    """Kalman parameters (q, h, alpha per asset) by MLE on the training rows."""
-    train, _ = split_rows(len(panel.dates))
-    params = fit_kalman_panel(panel.y, panel.x[:, 0], train.stop, n_sample=n_sample, seed=seed)
+def fit_kalman(
+    panel: Panel, n_sample: int = 20, seed: int = 0, train_rows: int | None = None
+) -> dict[str, Any]:
+    """Kalman parameters (q, h, alpha per asset) by MLE on the first ``train_rows`` rows
+    (default: the training share of the panel, :func:`split_rows`)."""
+    if train_rows is None:
+        train_rows = split_rows(len(panel.dates))[0].stop
+    params = fit_kalman_panel(panel.y, panel.x[:, 0], train_rows, n_sample=n_sample, seed=seed)
     return params.as_kwargs()
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from beta_pipeline.lib.beta_tables import MODEL_FACTORS
+from beta_pipeline.lib.beta_tables import MODEL_FACTORS, TRAIN_SHARE, VALIDATION_SHARE
 
 LEADERBOARD_COLUMNS = (
     "model",
@@ -71,8 +71,10 @@ def hedge_errors_sql(source: str = "betas.daily") -> tuple[str, list[object]]:
 
 
 def leaderboard(conn: duckdb.DuckDBPyConnection, reference: str = "ols_252") -> pd.DataFrame:
-    """RMSE of the next-day hedge per (model, estimator), overall (``period='all'``) and by
-    year, with % improvement over ``reference`` on the common set."""
+    """RMSE of the next-day hedge per (model, estimator), overall (``period='all'``), on the
+    test span (``'test'``: the last 4/14 of the return calendar, the share the NeuralBeta
+    paper tests on; tuned estimators never saw it) and by year, with % improvement over
+    ``reference`` on the common set."""
     errors_sql, params = hedge_errors_sql()
     sql = f"""
     WITH err AS ({errors_sql}),
@@ -85,10 +87,17 @@ def leaderboard(conn: duckdb.DuckDBPyConnection, reference: str = "ols_252") -> 
     kept AS (
         SELECT err.* FROM err JOIN common USING (model, date, symbol)
     ),
+    test_start AS (
+        SELECT quantile_disc(date, ?) AS d FROM (SELECT DISTINCT date FROM returns.daily)
+    ),
     scored AS (
         SELECT model, estimator, 'all' AS period, count(*) AS n,
                sqrt(avg(error * error)) AS rmse
         FROM kept GROUP BY model, estimator
+        UNION ALL
+        SELECT model, estimator, 'test' AS period, count(*) AS n,
+               sqrt(avg(error * error)) AS rmse
+        FROM kept WHERE date >= (SELECT d FROM test_start) GROUP BY model, estimator
         UNION ALL
         SELECT model, estimator, CAST(year(date) AS VARCHAR) AS period, count(*) AS n,
                sqrt(avg(error * error)) AS rmse
@@ -100,5 +109,6 @@ def leaderboard(conn: duckdb.DuckDBPyConnection, reference: str = "ols_252") -> 
     LEFT JOIN scored r ON r.model = s.model AND r.period = s.period AND r.estimator = ?
     ORDER BY s.model, s.period, s.rmse
     """
-    frame = conn.execute(sql, [*params, reference, reference]).df()
+    test_share = TRAIN_SHARE + VALIDATION_SHARE
+    frame = conn.execute(sql, [*params, test_share, reference, reference]).df()
     return frame.loc[:, list(LEADERBOARD_COLUMNS)]

@@ -115,6 +115,10 @@ def daily_returns(
     if end is not None:
         out = out.loc[out["date"] < pd.Timestamp(end)]
     out = out.assign(log_ret=np.log1p(out["ret"]))
+    if out.empty:
+        # no previous price in reach (e.g. the first partition run alone): nothing needs a
+        # market return, which may not exist yet either (one index level, no change)
+        return pd.DataFrame(columns=list(DAILY_RETURN_COLUMNS))
     mkt = market_returns(market, market_source) if not market.empty else None
     if mkt is None or mkt.empty:
         raise DataValidationError("market_coverage", "no market returns for the requested dates")

@@ -56,7 +56,12 @@ def _fit_params(
     stored: pd.DataFrame,
     specs: list[beta_tables.EstimatorSpec],
 ) -> tuple[list[beta_tables.EstimatorSpec], pd.DataFrame, dict[str, object]]:
-    """Specs with tuned parameters; rows for betas.estimator_params; metadata."""
+    """Specs with tuned parameters; rows for betas.estimator_params; metadata.
+
+    An estimator whose parameters cannot be fitted yet (too little history) is left out of
+    this run and nothing is stored for it, so a later run with more history tunes it."""
+    if len(panel.dates) == 0:
+        return [], pd.DataFrame(), {}
     train, val = beta_tables.split_rows(len(panel.dates))
     fit_start, val_end = panel.dates[0], panel.dates[val.stop - 1]
     train_end = panel.dates[train.stop - 1]
@@ -72,6 +77,9 @@ def _fit_params(
                 params["half_life"] = float(known["value"].iloc[0])
             else:
                 best, table = beta_tables.tune_ewm(panel, spec, config.ewm_half_life_grid)
+                if not np.isfinite(best):  # no validation errors yet: cannot tune
+                    meta[f"{model}_ewm_half_life"] = "not tuned (too little history)"
+                    continue
                 params["half_life"] = best
                 details = table.to_json(orient="records")
                 rows.append(
@@ -93,7 +101,8 @@ def _fit_params(
                 beta_tables.Panel(
                     panel.dates[:n_train], panel.symbols, panel.factors,
                     panel.y[:n_train], panel.x[:n_train],
-                )
+                ),
+                train_rows=n_train,
             ) if n_train > 30 else None
             if fit is None:
                 continue
@@ -186,8 +195,12 @@ def daily_betas(
     context.log.info(f"daily_betas: wrote {n:,} rows for {label}")
     small = {"dagster/row_count": n, "rows_by_estimator": dg.MetadataValue.json(counts), **meta}
     rich: dict[str, object] = {"preview": preview(sample)}
-    if n and (end - start).days > 200:
-        png = _example_plot(warehouse_db, start, end)
+    png = (
+        _example_plot(warehouse_db, start, end, f"ols_{max(config.ols_windows)}")
+        if n and config.ols_windows and (end - start).days > 200
+        else None
+    )
+    if png is not None:
         path = artifacts.path("baselines", f"daily_betas_examples_{label}.png")
         path.write_bytes(png)
         rich["example_betas"] = png_metadata(png, "example betas")
@@ -195,22 +208,27 @@ def daily_betas(
     return materialize_result(context, small, rich)
 
 
-def _example_plot(db: DuckDBWarehouse, start: pd.Timestamp, end: pd.Timestamp) -> bytes:
-    """CAPM betas of up to four symbols by OLS-252, EW-WLS and Kalman."""
+def _example_plot(
+    db: DuckDBWarehouse, start: pd.Timestamp, end: pd.Timestamp, ols: str = "ols_252"
+) -> bytes | None:
+    """CAPM betas of up to four symbols by the longest rolling OLS (``ols``, e.g. OLS-252),
+    EW-WLS and Kalman; None when ``ols`` has no rows in the window (nothing to plot)."""
     with db.reader() as conn:
         frame = conn.execute(
             """
             WITH pick AS (
                 SELECT symbol FROM betas.daily
-                WHERE model = 'capm' AND estimator = 'ols_252' AND date >= ? AND date < ?
+                WHERE model = 'capm' AND estimator = ? AND date >= ? AND date < ?
                 GROUP BY symbol ORDER BY count(*) DESC, symbol LIMIT 4
             )
             SELECT date, symbol, estimator, beta FROM betas.daily
-            WHERE model = 'capm' AND estimator IN ('ols_252', 'ewm', 'kalman')
+            WHERE model = 'capm' AND estimator IN (?, 'ewm', 'kalman')
               AND symbol IN (SELECT symbol FROM pick) AND date >= ? AND date < ?
             """,
-            [start.date(), end.date(), start.date(), end.date()],
+            [ols, start.date(), end.date(), ols, start.date(), end.date()],
         ).df()
+    if frame.empty:
+        return None
     return plots.small_multiples(
         frame, "date", "beta", "symbol", "estimator", "CAPM betas of example stocks"
     )
@@ -306,17 +324,25 @@ def hedging_performance(
         table = hedging_sql.leaderboard(conn, reference=config.reference)
         warehouse.replace_keys(conn, "betas.hedging_performance", table, {})
     overall = table[table["period"] == "all"].sort_values(["model", "rmse"])
+    test = table[table["period"] == "test"].sort_values(["model", "rmse"])
     context.log.info(f"hedging_performance: {len(overall)} estimator rows")
-    meta: dict[str, object] = {
-        "dagster/row_count": len(table),
-        "leaderboard": dg.MetadataValue.md(
-            overall.to_markdown(index=False, floatfmt=".6g") if len(overall) else "_empty_"
-        ),
-    }
-    if len(overall):
+    meta: dict[str, object] = {"dagster/row_count": len(table)}
+    for name, part in (("leaderboard_test", test), ("leaderboard_all", overall)):
+        meta[name] = dg.MetadataValue.md(
+            part.to_markdown(index=False, floatfmt=".6g") if len(part) else "_empty_"
+        )
+    overall = test if len(test) else overall
+    plottable = overall.dropna(subset=["improvement_pct"])
+    if len(overall) and plottable.empty:
+        context.log.warning(
+            f"hedging_performance: reference estimator {config.reference!r} has no hedging "
+            "errors (not in betas.daily?); improvement_pct is NULL and no plot is made"
+        )
+    if len(plottable):
         png = plots.bars(
-            overall, "estimator", "improvement_pct",
-            f"% RMSE improvement over {config.reference} (next-day hedge)", hue="model",
+            plottable, "estimator", "improvement_pct",
+            f"% RMSE improvement over {config.reference} (next-day hedge, test span)",
+            hue="model",
         )
         path = artifacts.path("baselines", "hedging_performance.png")
         path.write_bytes(png)

@@ -94,10 +94,14 @@ def _upstream_key(relation: str) -> dg.AssetKey:
 
 def build_sql_asset(model: sql_models.SqlModel) -> dg.AssetsDefinition:
     """A Dagster asset that (re)creates ``marts.<name>`` from the model's SELECT."""
+    try:
+        deps = [_upstream_key(r) for r in model.depends_on]
+    except ValueError as err:
+        raise ValueError(f"{model.path}: {err}") from err
 
     @dg.asset(
         name=model.name,
-        deps=[_upstream_key(r) for r in model.depends_on],
+        deps=deps,
         pool=DUCKDB_POOL,
         kinds={"duckdb", "sql"},
         group_name=GROUP,
@@ -128,4 +132,14 @@ def build_sql_asset(model: sql_models.SqlModel) -> dg.AssetsDefinition:
 
 def sql_assets(folder: Path | None = None) -> list[dg.AssetsDefinition]:
     """One asset per ``.sql`` file in ``folder`` (default :func:`sql_dir`)."""
-    return [build_sql_asset(m) for m in sql_models.discover(folder or sql_dir())]
+    models = sql_models.discover(folder or sql_dir())
+    names = {m.name for m in models}
+    prefix = f"{sql_models.MART_SCHEMA}."
+    for model in models:
+        for relation in model.depends_on:
+            if relation.startswith(prefix) and relation[len(prefix):] not in names:
+                raise ValueError(
+                    f"{model.path}: reads {relation}, but there is no SQL model "
+                    f"{relation[len(prefix):]}.sql beside it"
+                )
+    return [build_sql_asset(m) for m in models]
