@@ -125,9 +125,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     # seen when beta_pipeline.definitions was first imported in this process
     defs = build_definitions()
 
-    start, end = _default_range()
-    start = pd.Timestamp(args.start) if args.start else start
-    end = pd.Timestamp(args.end) if args.end else end
+    if args.start and args.end:
+        start, end = pd.Timestamp(args.start), pd.Timestamp(args.end)
+    else:
+        first, last = _default_range()
+        start = pd.Timestamp(args.start) if args.start else first
+        end = pd.Timestamp(args.end) if args.end else last
     wanted = _selected_keys(args.select, ASSETS)
     instance = dg.DagsterInstance.get()
     settings = get_settings()
@@ -195,8 +198,14 @@ def cmd_query(args: argparse.Namespace) -> int:
     sql = args.sql
     if sql.startswith("@"):
         sql = Path(sql[1:]).read_text()
-    with open_warehouse(get_settings().warehouse_path, read_only=True) as conn:
-        frame = conn.execute(sql).df()
+    import duckdb
+
+    try:
+        with open_warehouse(get_settings().warehouse_path, read_only=True) as conn:
+            frame = conn.execute(sql).df()
+    except (duckdb.Error, FileNotFoundError) as err:
+        print(f"beta-pipeline query: {err}", file=sys.stderr)
+        return 1
     if args.format == "csv":
         frame.to_csv(sys.stdout, index=False)
     elif args.format == "markdown":

@@ -82,8 +82,9 @@ def build_jobs(assets: Sequence[dg.AssetsDefinition]) -> list[dg.UnresolvedAsset
 def build_schedules(
     jobs: Sequence[dg.UnresolvedAssetJobDefinition],
 ) -> list[dg.ScheduleDefinition]:
-    """Daily schedule (at each weekday partition's end, 00:00 UTC Tue-Sat and Mon for Fri:
-    the weekday that just finished) and monthly schedule (the 2nd, 03:00 UTC)."""
+    """Daily schedule (00:00 UTC Mon-Fri, when a weekday partition closes: it runs the
+    weekday that just finished, Monday's tick the previous Friday), monthly schedule (the
+    2nd, 03:00 UTC) and the analytics refresh."""
     by_name = {job.name: job for job in jobs}
     return [
         dg.build_schedule_from_partitioned_job(

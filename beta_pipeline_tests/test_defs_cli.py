@@ -1,0 +1,77 @@
+"""``beta-pipeline run`` and ``query`` in-process, on a temporary BETA_PIPELINE_HOME."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from beta_pipeline.cli import main
+from beta_pipeline.settings import ensure_home
+from beta_pipeline_tests.test_defs_support import query
+
+START, END = "2020-01-06", "2020-01-17"
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The embedded source materialized over two weeks through the CLI, once per module.
+
+    The same setup as conftest's ``home`` fixture (a fresh BETA_PIPELINE_HOME and
+    DAGSTER_HOME), module-scoped so that the three CLI runs happen once.
+    """
+    root = tmp_path_factory.mktemp("cli") / "bp_home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BETA_PIPELINE_HOME", str(root))
+        mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+        mp.delenv("BETA_PIPELINE_SOURCE", raising=False)
+        mp.delenv("BETA_PIPELINE_CSV_CONFIG", raising=False)
+        ensure_home()
+        code = main(
+            ["run", "--start", START, "--end", END, "--select", "group:ingestion,group:returns"]
+        )
+        assert code == 0
+        yield root
+
+
+def test_run_materializes_into_home_and_records_runs(ran: Path) -> None:
+    warehouse = ran / "warehouse.duckdb"
+    assert warehouse.is_file()
+    prices = query(warehouse, "SELECT count(*) AS n, count(DISTINCT symbol) AS s FROM raw.prices")
+    assert prices["s"].iloc[0] == 20
+    assert prices["n"].iloc[0] == 20 * 10  # 10 weekdays, no holiday
+    daily = query(
+        warehouse, "SELECT min(date) AS lo, max(date) AS hi, count(*) AS n FROM returns.daily"
+    )
+    assert str(daily["lo"].iloc[0])[:10] == "2020-01-07"  # no price before the range
+    assert str(daily["hi"].iloc[0])[:10] == END
+    assert daily["n"].iloc[0] == 20 * 9
+    assert query(warehouse, "SELECT count(*) AS n FROM returns.monthly")["n"].iloc[0] == 20
+    assert query(warehouse, "SELECT count(*) AS n FROM raw.securities")["n"].iloc[0] >= 20
+
+    instance = dg.DagsterInstance.get()
+    try:
+        assert Path(instance.root_directory).resolve() == (ran / "dagster_home").resolve()
+        runs = instance.get_runs()
+        assert len(runs) >= 2
+        assert {r.job_name for r in runs} >= {"static_job", "daily_job", "monthly_job"}
+        assert all(r.is_success for r in runs)
+    finally:
+        instance.dispose()
+
+
+def test_query_prints_a_table(ran: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["query", "SELECT count(*) AS n FROM returns.daily"]) == 0
+    out = capsys.readouterr().out.split()
+    assert out == ["n", str(20 * 9)]
+
+
+def test_query_is_read_only(ran: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["query", "DELETE FROM returns.daily"]) == 1
+    assert "read-only" in capsys.readouterr().err
+    assert main(["query", "CREATE TABLE returns.junk AS SELECT 1 AS x"]) == 1
+    assert "read-only" in capsys.readouterr().err
+    n = query(ran / "warehouse.duckdb", "SELECT count(*) AS n FROM returns.daily")["n"].iloc[0]
+    assert n == 20 * 9
