@@ -299,7 +299,8 @@ def test_default_data_dir_is_relative_to_the_working_directory(monkeypatch, tmp_
     monkeypatch.delenv("BETA_PIPELINE_DATA_DIR", raising=False)
     monkeypatch.chdir(repo)
     spec = CsvSource().config.universes["crypto"][0]
-    assert spec.path.resolve() == (repo.parent / "shared" / "data" / "crypto_daily.csv.gz")
+    expected = (repo.parent / "shared" / "data" / "crypto_daily.csv.gz").resolve()
+    assert spec.path.resolve() == expected
     monkeypatch.chdir(tmp_path)  # elsewhere, ../shared/data does not exist
     with pytest.raises(DataValidationError) as info:
         CsvSource().load_prices(universe="crypto")
