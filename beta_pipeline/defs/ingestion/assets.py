@@ -1,7 +1,10 @@
 """Raw ingestion: prices, market series and factors from the configured source into DuckDB."""
 
 
+from collections.abc import Callable
+
 import dagster as dg
+import pandas as pd
 
 from beta_pipeline.defs.partitions import DUCKDB_POOL, monthly_partitions, weekday_partitions
 from beta_pipeline.defs.resources import DuckDBWarehouse, PriceSourceResource
@@ -17,89 +20,73 @@ from beta_pipeline.lib import warehouse
 GROUP = "ingestion"
 
 
-def _empty_warning(context: dg.AssetExecutionContext, what: str, label: str) -> None:
-    context.log.warning(
-        f"{what}: the source has no rows for {label} (exchange holiday, or outside the "
-        "source's coverage); the partition is written empty."
+def _ingestion_asset(
+    name: str,
+    description: str,
+    table: str,
+    partitions_def: dg.PartitionsDefinition,
+    load: Callable[[PriceSourceResource, pd.Timestamp, pd.Timestamp], pd.DataFrame],
+) -> dg.AssetsDefinition:
+    """A single-run partitioned asset copying the source's rows for its window to ``table``."""
+    monthly = partitions_def == monthly_partitions
+    date_column = warehouse.TABLES[table].partition_column or "date"
+
+    @dg.asset(
+        name=name,
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=DUCKDB_POOL,
+        kinds={"duckdb", "pandas"},
+        group_name=GROUP,
+        description=description,
     )
+    def _asset(
+        context: dg.AssetExecutionContext,
+        warehouse_db: DuckDBWarehouse,
+        prices: PriceSourceResource,
+    ) -> dg.MaterializeResult:
+        start, end = window(context)
+        label = partition_label(start, end, monthly=monthly)
+        frame = load(prices, start, end)
+        if frame.empty:
+            context.log.warning(
+                f"{name}: the source has no rows for {label} (exchange holiday, or outside "
+                "the source's coverage); the partition is written empty."
+            )
+        with warehouse_db.writer() as conn:
+            n = warehouse.replace_window(conn, table, frame, start, end)
+        context.log.info(f"{name}: wrote {n:,} rows for {label}")
+        meta = frame_metadata(frame, date_column=date_column)
+        if len(frame) and "series" in frame.columns:
+            meta["series"] = ", ".join(sorted(frame["series"].unique()))
+        return materialize_result(context, meta, {"preview": preview(frame)})
+
+    return _asset
 
 
-@dg.asset(
-    partitions_def=weekday_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=DUCKDB_POOL,
-    kinds={"duckdb", "pandas"},
-    group_name=GROUP,
-    description="Daily OHLCV prices of the equity universe from the configured source.",
+raw_prices = _ingestion_asset(
+    "raw_prices",
+    "Daily OHLCV prices of the equity universe from the configured source.",
+    "raw.prices",
+    weekday_partitions,
+    lambda src, start, end: src.get().load_prices(
+        start, end, symbols=src.symbols, universe="equity"
+    ),
 )
-def raw_prices(
-    context: dg.AssetExecutionContext,
-    warehouse_db: DuckDBWarehouse,
-    prices: PriceSourceResource,
-) -> dg.MaterializeResult:
-    start, end = window(context)
-    label = partition_label(start, end)
-    frame = prices.get().load_prices(start, end, symbols=prices.symbols, universe="equity")
-    if frame.empty:
-        _empty_warning(context, "raw_prices", label)
-    with warehouse_db.writer() as conn:
-        n = warehouse.replace_window(conn, "raw.prices", frame, start, end)
-    context.log.info(f"raw_prices: wrote {n:,} rows for {label}")
-    return materialize_result(context, frame_metadata(frame), {"preview": preview(frame)})
-
-
-@dg.asset(
-    partitions_def=weekday_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=DUCKDB_POOL,
-    kinds={"duckdb", "pandas"},
-    group_name=GROUP,
-    description="Daily market index levels, risk-free rate and factor returns (long format).",
+raw_market = _ingestion_asset(
+    "raw_market",
+    "Daily market index levels, risk-free rate and factor returns (long format).",
+    "raw.market",
+    weekday_partitions,
+    lambda src, start, end: src.get().load_market(start, end),
 )
-def raw_market(
-    context: dg.AssetExecutionContext,
-    warehouse_db: DuckDBWarehouse,
-    prices: PriceSourceResource,
-) -> dg.MaterializeResult:
-    start, end = window(context)
-    label = partition_label(start, end)
-    frame = prices.get().load_market(start, end)
-    if frame.empty:
-        _empty_warning(context, "raw_market", label)
-    with warehouse_db.writer() as conn:
-        n = warehouse.replace_window(conn, "raw.market", frame, start, end)
-    context.log.info(f"raw_market: wrote {n:,} rows for {label}")
-    meta = frame_metadata(frame)
-    if len(frame):
-        meta["series"] = ", ".join(sorted(frame["series"].unique()))
-    return materialize_result(context, meta, {"preview": preview(frame)})
-
-
-@dg.asset(
-    partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=DUCKDB_POOL,
-    kinds={"duckdb", "pandas"},
-    group_name=GROUP,
-    description="Monthly factor returns and risk-free rate (e.g. Fama-French) in decimals.",
+raw_market_monthly = _ingestion_asset(
+    "raw_market_monthly",
+    "Monthly factor returns and risk-free rate (e.g. Fama-French) in decimals.",
+    "raw.market_monthly",
+    monthly_partitions,
+    lambda src, start, end: src.get().load_market_monthly(start, end),
 )
-def raw_market_monthly(
-    context: dg.AssetExecutionContext,
-    warehouse_db: DuckDBWarehouse,
-    prices: PriceSourceResource,
-) -> dg.MaterializeResult:
-    start, end = window(context)
-    label = partition_label(start, end, monthly=True)
-    frame = prices.get().load_market_monthly(start, end)
-    if frame.empty:
-        _empty_warning(context, "raw_market_monthly", label)
-    with warehouse_db.writer() as conn:
-        n = warehouse.replace_window(conn, "raw.market_monthly", frame, start, end)
-    context.log.info(f"raw_market_monthly: wrote {n:,} rows for {label}")
-    meta = frame_metadata(frame, date_column="month")
-    if len(frame):
-        meta["series"] = ", ".join(sorted(frame["series"].unique()))
-    return materialize_result(context, meta, {"preview": preview(frame)})
 
 
 @dg.asset(
