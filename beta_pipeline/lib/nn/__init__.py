@@ -1,0 +1,42 @@
+"""NeuralBeta (NB) and NeuralBeta-Interpretable (NBI): PyTorch + Lightning, no Dagster."""
+
+from beta_pipeline.lib.nn.config import BUDGETS, Budget, NeuralBetaConfig, get_budget
+from beta_pipeline.lib.nn.data import (
+    ArrayWindows,
+    NeuralBetaDataModule,
+    PanelWindows,
+    market_windows,
+)
+from beta_pipeline.lib.nn.heads import NBHead, NBIHead, wls_layer
+from beta_pipeline.lib.nn.model import NeuralBeta
+from beta_pipeline.lib.nn.scaling import Scaler
+from beta_pipeline.lib.nn.system import NeuralBetaSystem
+from beta_pipeline.lib.nn.train import (
+    TrainResult,
+    load_and_predict,
+    load_system,
+    predict,
+    train,
+)
+
+__all__ = [
+    "BUDGETS",
+    "ArrayWindows",
+    "Budget",
+    "NBHead",
+    "NBIHead",
+    "NeuralBeta",
+    "NeuralBetaConfig",
+    "NeuralBetaDataModule",
+    "NeuralBetaSystem",
+    "PanelWindows",
+    "Scaler",
+    "TrainResult",
+    "get_budget",
+    "load_and_predict",
+    "load_system",
+    "market_windows",
+    "predict",
+    "train",
+    "wls_layer",
+]
