@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 
@@ -283,46 +285,182 @@ def replace_window(
     return _delete_insert(conn, table, data, " AND ".join(where), params)
 
 
+#: Rows per Arrow record batch handed to DuckDB (zero-copy slices of a piece).
+ARROW_BATCH_ROWS = 1 << 20
+#: Cap on DuckDB's memory limit while :func:`replace_window_chunks` bulk-writes (bytes).
+#: The blocks of a large optimistic write are already on disk; without a cap DuckDB keeps
+#: them cached up to its default limit (80 % of RAM), ~30 bytes per written beta row.
+WRITE_BUFFER_LIMIT = 2**30
+
+
+def _arrow_chunk(table: Table, frame: pd.DataFrame):
+    """The table's columns of ``frame`` as a one-pass pyarrow RecordBatchReader, or None
+    when a column does not convert (left to DuckDB's pandas scan).
+
+    Numbers, datetimes and Categoricals (as dictionaries) are not copied; NaN becomes NULL
+    as in DuckDB's pandas scan. A reader, not a Table: DuckDB keeps every object registered
+    inside a transaction alive until COMMIT, and a drained reader holds no data, so a
+    transaction of many pieces does not keep them all in memory."""
+    import pyarrow as pa
+
+    try:
+        arrays = [pa.Array.from_pandas(frame[name]) for name in table.column_names]
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    data = pa.Table.from_arrays(arrays, names=table.column_names)
+    del arrays
+    batches = data.to_batches(max_chunksize=ARROW_BATCH_ROWS)
+
+    def drain() -> Iterator[pa.RecordBatch]:
+        while batches:
+            yield batches.pop(0)
+
+    return pa.RecordBatchReader.from_batches(data.schema, drain())
+
+
+def _key_range(values: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Earliest and latest timestamp of a date column, NaT ignored (NaT when none): an
+    int64 min/max for datetime64 columns instead of a 30 M-row ``pd.to_datetime``."""
+    arr = values.to_numpy()
+    if arr.dtype.kind != "M" or not len(arr):
+        key = pd.to_datetime(values)
+        return key.min(), key.max()
+    i8 = arr.view(np.int64)
+    nat = np.iinfo(np.int64).min
+    lo, hi = i8.min(), i8.max()  # NaT is the smallest int64
+    if lo == nat:
+        real = i8[i8 != nat]
+        lo = real.min() if len(real) else nat
+    unit = np.datetime_data(arr.dtype)[0]
+    return pd.Timestamp(np.datetime64(int(lo), unit)), pd.Timestamp(np.datetime64(int(hi), unit))
+
+
+_UNITS = {
+    "bytes": 1, "B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
+    "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+}
+
+
+def _memory_limit(conn: duckdb.DuckDBPyConnection) -> tuple[str, int] | None:
+    """DuckDB's memory limit as shown (e.g. ``'18.8 GiB'``) and in bytes; None for an
+    in-memory database (a cap there could force its data to spill) or if unreadable."""
+    with contextlib.suppress(duckdb.Error, TypeError, ValueError, IndexError):
+        shown, path = conn.execute(
+            "SELECT current_setting('memory_limit'), (SELECT path FROM duckdb_databases() "
+            "WHERE database_name = current_database())"
+        ).fetchall()[0]
+        if not path:
+            return None
+        number, _, unit = str(shown).strip().partition(" ")
+        return str(shown), int(float(number) * _UNITS[unit or "B"])
+    return None
+
+
+@contextlib.contextmanager
+def _bounded_buffer_pool(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Lower DuckDB's memory limit to WRITE_BUFFER_LIMIT for the block, then restore it
+    (RESET when it was the default, else the value as shown)."""
+    before = _memory_limit(conn)
+    if before is None or before[1] <= WRITE_BUFFER_LIMIT:
+        yield
+        return
+    conn.execute("RESET memory_limit")
+    shown = conn.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    was_default = shown == before[0]
+    conn.execute(f"SET memory_limit = '{WRITE_BUFFER_LIMIT}B'")
+    try:
+        yield
+    finally:
+        if was_default:
+            conn.execute("RESET memory_limit")
+        else:
+            conn.execute(f"SET memory_limit = '{before[0]}'")
+
+
 def replace_window_chunks(
     conn: duckdb.DuckDBPyConnection,
     table_name: str,
     frames: Iterable[pd.DataFrame],
     start: pd.Timestamp,
     end: pd.Timestamp,
+    *,
+    overlap: bool = True,
 ) -> int:
     """Like :func:`replace_window` for data produced in pieces (one estimator at a time):
     one DELETE and many INSERTs inside ONE transaction, so peak memory stays at one piece
-    and a failure half-way leaves the previous rows in place."""
+    and a failure half-way leaves the previous rows in place.
+
+    Pieces whose columns are numbers, datetimes or Categoricals go to DuckDB as Arrow tables
+    (zero-copy; Categoricals as dictionaries), others through DuckDB's pandas scan. DuckDB's
+    buffer pool is capped at WRITE_BUFFER_LIMIT during the write (see there).
+
+    ``overlap``: a piece is inserted by a helper thread while ``frames`` produces the next
+    one (DuckDB works without the GIL), so the generator must not use ``conn`` nor modify
+    a piece after yielding it. An error of either side rolls the whole write back."""
     table = TABLES[table_name]
     column = table.partition_column
     if column is None:
         raise ValueError(f"{table_name} is not partitioned by a date column")
     cols = ", ".join(table.column_names)
     lo, hi = pd.Timestamp(start), pd.Timestamp(end)
+    insert = f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _incoming"
+
+    def put(data: object) -> None:
+        conn.register("_incoming", data)
+        try:
+            conn.execute(insert)
+        finally:
+            conn.unregister("_incoming")
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="duckdb-insert") if overlap else None
+    pending: list[Future[None]] = []
+
+    def settle() -> None:
+        """Wait for the insert in flight (re-raising its error)."""
+        while pending:
+            pending.pop().result()
+
     total = 0
-    conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute(
-            f"DELETE FROM {table.name} WHERE {column} >= ? AND {column} < ?",
-            [lo.date(), hi.date()],
-        )
-        for frame in frames:
-            data = _frame_for(table, frame)
-            if not len(data):
-                continue
-            key = pd.to_datetime(data[column])
-            if ((key < lo) | (key >= hi)).any():
-                raise ValueError(f"rows for {table_name} fall outside [{lo.date()}, {hi.date()})")
-            conn.register("_incoming", data)
-            conn.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _incoming")
-            conn.unregister("_incoming")
-            total += len(data)
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        with contextlib.suppress(duckdb.Error):
-            conn.unregister("_incoming")
-        raise
+        with _bounded_buffer_pool(conn):
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                conn.execute(
+                    f"DELETE FROM {table.name} WHERE {column} >= ? AND {column} < ?",
+                    [lo.date(), hi.date()],
+                )
+                for frame in frames:
+                    missing = [c for c in table.column_names if c not in frame.columns]
+                    if missing:
+                        raise ValueError(f"frame for {table.name} lacks columns {missing}")
+                    n = len(frame)
+                    if not n:
+                        continue
+                    first, last = _key_range(frame[column])
+                    if (pd.notna(first) and first < lo) or (pd.notna(last) and last >= hi):
+                        raise ValueError(
+                            f"rows for {table_name} fall outside [{lo.date()}, {hi.date()})"
+                        )
+                    data = _arrow_chunk(table, frame)
+                    if data is None:
+                        data = frame.loc[:, table.column_names]
+                    settle()
+                    if pool is None:
+                        put(data)
+                    else:
+                        pending.append(pool.submit(put, data))
+                    del data, frame
+                    total += n
+                settle()
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(BaseException):
+                    settle()  # the connection is free again before the rollback
+                conn.execute("ROLLBACK")
+                raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     return total
 
 
