@@ -105,3 +105,35 @@ def test_scaling_is_undone_exactly(data) -> None:
     system2.model.load_state_dict(system.model.state_dict())
     beta2, _ = predict(system2, x * 0.01, y * 0.03)
     np.testing.assert_allclose(beta2, 3 * beta, rtol=1e-4, atol=1e-5)
+
+
+def test_untrained_nbi_is_the_empirical_bayes_posterior_mean() -> None:
+    data = S.constant(n=600, seed=3)
+    dm = NeuralBetaDataModule.from_synthetic(data)
+    p = dm.prior
+    assert p["beta_mean"][0] == pytest.approx(1.0, abs=0.15)
+    assert p["resid_var"] == pytest.approx(1.0, abs=0.1)
+    system = NeuralBetaSystem(_cfg("gru_nbi").to_dict(), dm.scaler.to_dict(), prior=p)
+    x, y, *_ = data.split()["val"].windows()
+    beta, w = predict(system, x, y)
+    ref = B.wls_beta(x, y, weights=1.0 / p["resid_var"], prior_mean=p["beta_mean"],
+                     prior_precision=1.0 / p["beta_var"][0])
+    np.testing.assert_allclose(beta, ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(w, w[0, 0])  # uniform weights before training
+
+
+def test_ema_budget_and_throughput_smoke(data) -> None:
+    import dataclasses
+
+    from beta_pipeline.lib.nn import get_budget
+    from beta_pipeline.lib.nn.throughput import compare_throughput
+
+    dm = NeuralBetaDataModule.from_synthetic(data)
+    budget = dataclasses.replace(get_budget("tiny"), max_steps=50, ema_decay=0.9,
+                                 head_weight_decay=0.1)
+    res = train(_cfg("gru_nbi"), dm, budget, seed=0)
+    x, y, *_ = data.split()["val"].windows()
+    np.testing.assert_allclose(load_and_predict(res.checkpoint_path, x, y)[0],
+                               predict(res.system, x, y)[0], rtol=1e-6, atol=1e-7)
+    out = compare_throughput(_cfg("gru_nb"), dm, "tiny", steps=4, warmup=2, repeats=1)
+    assert out["lightning_seq_per_s"] > 0 and out["torch_seq_per_s"] > 0
