@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from beta_pipeline.lib.estimators import kalman_filter
 from beta_pipeline.lib.estimators.kalman_mle import fit_kalman_panel
 from beta_pipeline.lib.estimators.long import (
     ESTIMATORS,
@@ -23,6 +22,7 @@ from beta_pipeline.lib.estimators.long import (
     _symbol_codes,
     unpivot,
 )
+from beta_pipeline.lib.estimators.long import _kalman as kalman_betas_result
 from beta_pipeline.lib.estimators.tuning import tune_half_life
 
 #: Factor columns of each model: CAPM uses the returns table's market excess return;
@@ -246,31 +246,13 @@ def fit_kalman(
 
 def _run(panel: Panel, spec: EstimatorSpec, out_rows: np.ndarray):
     """(RegressionResult-like, valid mask) of one spec over the whole panel."""
-    from beta_pipeline.lib.estimators._panel import RegressionResult
-
     if spec.kind != "kalman":
         params = {k: v for k, v in spec.params.items() if not k.startswith("_")}
         return ESTIMATORS[spec.kind](panel.y, panel.x, **params), None
-    p = dict(spec.params)
-    min_obs = int(p.pop("min_obs", 1))
-    kw = {k: p[k] for k in ("q", "h", "alpha", "phi", "mu", "beta0", "p0") if k in p}
-    if "q" not in kw or "h" not in kw:
+    if "q" not in spec.params or "h" not in spec.params:
         raise ValueError("kalman spec needs fitted q and h (see fit_kalman)")
-    xs = panel.x[:, 0]
-    res = kalman_filter(panel.y, xs, **kw)
-    t_len, n = panel.y.shape
-    h = np.broadcast_to(np.asarray(kw["h"], dtype=float), (n,))
-    alpha = np.broadcast_to(np.asarray(kw.get("alpha", 0.0), dtype=float), (n,))
-    out = RegressionResult(
-        beta=res.predicted[:, :, None],
-        alpha=np.broadcast_to(alpha, (t_len, n)),
-        r2=np.full((t_len, n), np.nan),
-        resid_std=np.broadcast_to(np.sqrt(h), (t_len, n)),
-        beta_se=np.sqrt(res.predicted_var)[:, :, None],
-        n_obs=res.n_obs,
-    )
-    observed = np.isfinite(panel.y) & np.isfinite(xs)[:, None]
-    return out, observed & (res.n_obs >= min_obs)
+    params = {k: v for k, v in spec.params.items() if k != "train_end"}
+    return kalman_betas_result(panel.y, panel.x, panel.dates, **params)
 
 
 def estimate(
