@@ -35,12 +35,27 @@ from beta_pipeline.lib.nn.throughput import compare_throughput
 
 # Paper Table 1 (% RMSE(y) improvement over OLS).
 PAPER: dict[str, dict[str, float]] = {
-    "constant": {"wls": -0.05, "gru_nb": -0.04, "gru_nbi": -0.01, "attn_nb": -0.13,
-                 "attn_nbi": 0.01},
-    "stepwise": {"wls": 20.21, "gru_nb": 21.80, "gru_nbi": 21.98, "attn_nb": 21.65,
-                 "attn_nbi": 22.22},
-    "cyclical": {"wls": 17.84, "gru_nb": 22.54, "gru_nbi": 21.95, "attn_nb": 21.10,
-                 "attn_nbi": 20.84},
+    "constant": {
+        "wls": -0.05,
+        "gru_nb": -0.04,
+        "gru_nbi": -0.01,
+        "attn_nb": -0.13,
+        "attn_nbi": 0.01,
+    },
+    "stepwise": {
+        "wls": 20.21,
+        "gru_nb": 21.80,
+        "gru_nbi": 21.98,
+        "attn_nb": 21.65,
+        "attn_nbi": 22.22,
+    },
+    "cyclical": {
+        "wls": 17.84,
+        "gru_nb": 22.54,
+        "gru_nbi": 21.95,
+        "attn_nb": 21.10,
+        "attn_nbi": 20.84,
+    },
 }
 ALL_MODELS = ("gru_nb", "gru_nbi", "attn_nb", "attn_nbi")
 
@@ -51,8 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", default=",".join(ALL_MODELS))
     p.add_argument("--budget", default="quick", choices=["quick", "paper", "tiny"])
     p.add_argument("--n-samples", type=int, default=S.DEFAULT_SAMPLES)
-    p.add_argument("--test-samples", type=int, default=50_000,
-                   help="size of an extra independent test set (0: only the 10%% split)")
+    p.add_argument(
+        "--test-samples",
+        type=int,
+        default=50_000,
+        help="size of an extra independent test set (0: only the 10%% split)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results/")
     p.add_argument("--threads", type=int, default=1)
@@ -60,11 +79,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, help="override the budget's learning rate")
     p.add_argument("--batch-size", type=int, help="override the budget's batch size")
     p.add_argument("--val-every", type=int, help="override the budget's validation interval")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="model config override applied to every model, e.g. hidden=32")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model config override applied to every model, e.g. hidden=32",
+    )
     p.add_argument("--no-bayes", action="store_true", help="skip the Bayes reference")
-    p.add_argument("--throughput", default="gru_nbi",
-                   help="model for the Lightning vs torch throughput test ('none' to skip)")
+    p.add_argument(
+        "--throughput",
+        default="gru_nbi",
+        help="model for the Lightning vs torch throughput test ('none' to skip)",
+    )
     p.add_argument("--throughput-steps", type=int, default=150)
     return p.parse_args(argv)
 
@@ -78,16 +105,20 @@ def _override(value: str) -> Any:
     return value
 
 
-def baseline_rmses(scenario: str, val: S.SyntheticData, test: S.SyntheticData,
-                   bayes: bool) -> dict[str, Any]:
+def baseline_rmses(
+    scenario: str, val: S.SyntheticData, test: S.SyntheticData, bayes: bool
+) -> dict[str, Any]:
     """RMSE(y) and RMSE(beta) of OLS, tuned WLS, the Bayes reference and the oracle."""
     xv, yv, xnv, ynv, _ = val.windows()
     x, y, xn, yn, bn = test.windows()
     hl, grid = B.tune_half_life(xv, yv, xnv, ynv)
     betas = {"ols": B.ols_beta(x, y), "wls": B.ewls_beta(x, y, hl), "oracle": B.oracle_beta(bn)}
     if bayes:
-        ref = {"constant": B.bayes_constant_beta, "stepwise": B.bayes_stepwise_beta,
-               "cyclical": B.bayes_cyclical_beta}[scenario]
+        ref = {
+            "constant": B.bayes_constant_beta,
+            "stepwise": B.bayes_stepwise_beta,
+            "cyclical": B.bayes_cyclical_beta,
+        }[scenario]
         betas["bayes"] = ref(x, y)
     out: dict[str, Any] = {"half_life": hl, "half_life_grid_val_rmse": grid}
     for name, beta in betas.items():
@@ -108,8 +139,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     budget = get_budget(args.budget)
-    changes = {k: getattr(args, k) for k in ("max_steps", "lr", "batch_size", "val_every")
-               if getattr(args, k)}
+    changes = {
+        k: getattr(args, k)
+        for k in ("max_steps", "lr", "batch_size", "val_every")
+        if getattr(args, k)
+    }
     budget = dataclasses.replace(budget, **changes)
     overrides = {k: _override(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     out_dir = Path(args.out)
@@ -127,21 +161,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             t0 = time.perf_counter()
             base = baseline_rmses(scenario, parts["val"], test, not args.no_bayes)
             entry["tests"][tname] = {"n": test.n, "baselines": base, "models": {}}
-            print(f"[{scenario}/{tname}] baselines in {time.perf_counter() - t0:.0f}s, "
-                  f"WLS half-life {base['half_life']}", flush=True)
+            print(
+                f"[{scenario}/{tname}] baselines in {time.perf_counter() - t0:.0f}s, "
+                f"WLS half-life {base['half_life']}",
+                flush=True,
+            )
         dm = NeuralBetaDataModule.from_synthetic(data)
         for name in models:
             cfg = NeuralBetaConfig.preset(name, **overrides)
-            res = train(cfg, dm, budget, seed=args.seed,
-                        out_dir=out_dir / args.budget / scenario / name)
+            res = train(
+                cfg, dm, budget, seed=args.seed, out_dir=out_dir / args.budget / scenario / name
+            )
             hist = res.history
-            corr = (float(np.corrcoef([h["rmse_y"] for h in hist],
-                                      [h["rmse_beta"] for h in hist])[0, 1])
-                    if len(hist) > 2 else float("nan"))
+            corr = (
+                float(
+                    np.corrcoef([h["rmse_y"] for h in hist], [h["rmse_beta"] for h in hist])[0, 1]
+                )
+                if len(hist) > 2
+                else float("nan")
+            )
             rec: dict[str, Any] = {
-                "train_seconds": res.seconds, "train_cpu_seconds": res.cpu_seconds,
-                "steps": res.steps, "best_step": res.best_step, "history": hist,
-                "corr_rmse_y_rmse_beta": corr, "config": res.config,
+                "train_seconds": res.seconds,
+                "train_cpu_seconds": res.cpu_seconds,
+                "steps": res.steps,
+                "best_step": res.best_step,
+                "history": hist,
+                "corr_rmse_y_rmse_beta": corr,
+                "config": res.config,
                 "checkpoint": res.checkpoint_path,
             }
             if scenario == "stepwise" and cfg.head == "nbi":
@@ -151,19 +197,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 x, y, xn, yn, bn = test.windows()
                 beta, _ = predict(res.system, x, y)
                 entry["tests"][tname]["models"][name] = {
-                    "rmse_y": B.rmse_y(beta, xn, yn), "rmse_beta": B.rmse_beta(beta, bn)}
+                    "rmse_y": B.rmse_y(beta, xn, yn),
+                    "rmse_beta": B.rmse_beta(beta, bn),
+                }
             split = entry["tests"]["split"]
-            imp = B.improvement_pct(split["models"][name]["rmse_y"],
-                                    split["baselines"]["ols"]["rmse_y"])
-            print(f"[{scenario}] {name}: {res.seconds:.0f}s wall, {res.cpu_seconds:.0f}s cpu, "
-                  f"best step {res.best_step}, split-test improvement {imp:.2f} %", flush=True)
+            imp = B.improvement_pct(
+                split["models"][name]["rmse_y"], split["baselines"]["ols"]["rmse_y"]
+            )
+            print(
+                f"[{scenario}] {name}: {res.seconds:.0f}s wall, {res.cpu_seconds:.0f}s cpu, "
+                f"best step {res.best_step}, split-test improvement {imp:.2f} %",
+                flush=True,
+            )
         results["scenarios"][scenario] = entry
     if args.throughput != "none":
         scenario = next(iter(results["scenarios"]), "stepwise")
         dm = NeuralBetaDataModule.from_synthetic(S.generate(scenario, n=20_000, seed=args.seed))
         cfg = NeuralBetaConfig.preset(args.throughput, **overrides)
-        results["throughput"] = {"model": args.throughput, **compare_throughput(
-            cfg, dm, budget, steps=args.throughput_steps)}
+        results["throughput"] = {
+            "model": args.throughput,
+            **compare_throughput(cfg, dm, budget, steps=args.throughput_steps),
+        }
     path = out_dir / f"neuralbeta_{args.budget}.json"
     path.write_text(json.dumps(results, indent=1, default=float))
     print(report(results))
@@ -180,8 +234,10 @@ def report(results: dict[str, Any]) -> str:
     from tabulate import tabulate
 
     scen = results["scenarios"]
-    models = sorted({m for e in scen.values() for m in e["training"]},
-                    key=lambda m: ALL_MODELS.index(m) if m in ALL_MODELS else 99)
+    models = sorted(
+        {m for e in scen.values() for m in e["training"]},
+        key=lambda m: ALL_MODELS.index(m) if m in ALL_MODELS else 99,
+    )
     cols = ["wls", *models, "bayes"]
     names = ["WLS (tuned)", *models, "Bayes ref."]
     parts: list[str] = []
@@ -197,13 +253,36 @@ def report(results: dict[str, Any]) -> str:
             ols, orc = base["ols"]["rmse_y"], base["oracle"]["rmse_y"]
             rows = {k: base[k] for k in ("wls", "bayes") if k in base} | te["models"]
             paper = PAPER.get(sc, {})
-            t1.append([sc, *[_cell(B.improvement_pct(rows[c]["rmse_y"], ols), paper.get(c))
-                             if c in rows else "" for c in cols],
-                       f"{B.improvement_pct(orc, ols):.2f}"])
-            tb.append([sc, f"{base['ols']['rmse_beta']:.4f}",
-                       *[f"{rows[c]['rmse_beta']:.4f}" if c in rows else "" for c in cols]])
-            tg.append([sc, *[f"{B.oracle_gap_share(rows[c]['rmse_y'], ols, orc):.3f}"
-                             if c in rows else "" for c in cols]])
+            t1.append(
+                [
+                    sc,
+                    *[
+                        _cell(B.improvement_pct(rows[c]["rmse_y"], ols), paper.get(c))
+                        if c in rows
+                        else ""
+                        for c in cols
+                    ],
+                    f"{B.improvement_pct(orc, ols):.2f}",
+                ]
+            )
+            tb.append(
+                [
+                    sc,
+                    f"{base['ols']['rmse_beta']:.4f}",
+                    *[f"{rows[c]['rmse_beta']:.4f}" if c in rows else "" for c in cols],
+                ]
+            )
+            tg.append(
+                [
+                    sc,
+                    *[
+                        f"{B.oracle_gap_share(rows[c]['rmse_y'], ols, orc):.3f}"
+                        if c in rows
+                        else ""
+                        for c in cols
+                    ],
+                ]
+            )
         n = next(e["tests"][tname]["n"] for e in scen.values() if tname in e["tests"])
         parts += [
             f"## Test set: {tname} ({n} samples per scenario)",
@@ -215,13 +294,25 @@ def report(results: dict[str, Any]) -> str:
             tabulate(tg, ["scenario", *names], tablefmt="github"),
             "",
         ]
-    tc = [[sc, *[f"{e['training'][m]['corr_rmse_y_rmse_beta']:.3f} "
-                 f"({e['training'][m]['train_cpu_seconds']:.0f}s, "
-                 f"best {e['training'][m]['best_step']})"
-                 if m in e["training"] else "" for m in models]] for sc, e in scen.items()]
-    parts += ["## Training: corr(val RMSE(y), val RMSE(beta)) across checks "
-              "(train CPU seconds, best step)\n",
-              tabulate(tc, ["scenario", *models], tablefmt="github")]
+    tc = [
+        [
+            sc,
+            *[
+                f"{e['training'][m]['corr_rmse_y_rmse_beta']:.3f} "
+                f"({e['training'][m]['train_cpu_seconds']:.0f}s, "
+                f"best {e['training'][m]['best_step']})"
+                if m in e["training"]
+                else ""
+                for m in models
+            ],
+        ]
+        for sc, e in scen.items()
+    ]
+    parts += [
+        "## Training: corr(val RMSE(y), val RMSE(beta)) across checks "
+        "(train CPU seconds, best step)\n",
+        tabulate(tc, ["scenario", *models], tablefmt="github"),
+    ]
     if "throughput" in results:
         t = results["throughput"]
         parts.append(

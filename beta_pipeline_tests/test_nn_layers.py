@@ -85,8 +85,16 @@ def test_forward_shapes_and_gradients(preset: str) -> None:
 @pytest.mark.parametrize("patch", [1, 2, 4, 8])
 @pytest.mark.parametrize("pos", ["sinusoidal", "learned"])
 def test_attention_patching(patch: int, pos: str) -> None:
-    cfg = NeuralBetaConfig(encoder="attn", head="nbi", window=64, hidden=16, heads=2,
-                           layers=1, patch=patch, pos_encoding=pos)
+    cfg = NeuralBetaConfig(
+        encoder="attn",
+        head="nbi",
+        window=64,
+        hidden=16,
+        heads=2,
+        layers=1,
+        patch=patch,
+        pos_encoding=pos,
+    )
     beta, w = NeuralBeta(cfg)(torch.randn(3, 64, 1), torch.randn(3, 64))
     assert beta.shape == (3, 1) and w.shape == (3, 64)
 

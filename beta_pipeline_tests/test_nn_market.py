@@ -14,6 +14,7 @@ from beta_pipeline.lib.nn import (
     NeuralBetaSystem,
     market_windows,
     predict,
+    predict_dataset,
     train,
 )
 
@@ -115,8 +116,9 @@ def test_long_format_equals_wide() -> None:
 def test_market_datamodule_trains() -> None:
     y, x = _panel(n_t=400)
     dm = NeuralBetaDataModule.from_market(y, x, window=H)
-    assert dm.scaler.y_scale == pytest.approx(float(np.sqrt((y.iloc[: 260] ** 2).mean().mean())),
-                                              rel=0.1)
+    assert dm.scaler.y_scale == pytest.approx(
+        float(np.sqrt((y.iloc[:260] ** 2).mean().mean())), rel=0.1
+    )
     res = train(NeuralBetaConfig.preset("gru_nbi", d=2, window=H, hidden=8), dm, "tiny", seed=0)
     assert len(res.history) == 4 and "rmse_beta" not in res.history[0]
     ds = dm.test_set
@@ -124,3 +126,6 @@ def test_market_datamodule_trains() -> None:
     beta, w = predict(res.system, b["x"], b["y"])
     assert beta.shape == (len(ds), 2) and w.shape == (len(ds), H)
     assert np.all(np.isfinite(beta))
+    beta2, w2 = predict_dataset(res.system, ds, batch_size=7)
+    np.testing.assert_allclose(beta2, beta, rtol=1e-5, atol=1e-6)
+    assert len(ds.keys()) == len(beta2)

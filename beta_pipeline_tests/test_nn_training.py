@@ -49,8 +49,9 @@ def test_training_lowers_validation_loss(data) -> None:
     assert res.steps == 100 and len(res.history) == 4
     assert res.best_val_loss == pytest.approx(min(h["loss"] for h in res.history), rel=1e-5)
     # the restored weights are the best checkpoint's
-    assert after == pytest.approx(res.history[[h["step"] for h in res.history].index(
-        res.best_step)]["rmse_y"], rel=1e-4)
+    assert after == pytest.approx(
+        res.history[[h["step"] for h in res.history].index(res.best_step)]["rmse_y"], rel=1e-4
+    )
 
 
 def test_nbi_learns_and_records_history(nbi_run, data) -> None:
@@ -65,11 +66,13 @@ def test_nbi_learns_and_records_history(nbi_run, data) -> None:
 
 def test_same_seed_same_result(nbi_run, data, tmp_path) -> None:
     res, _ = nbi_run
-    again = train(_cfg("gru_nbi"), NeuralBetaDataModule.from_synthetic(data), "tiny", seed=1,
-                  out_dir=tmp_path)
+    again = train(
+        _cfg("gru_nbi"), NeuralBetaDataModule.from_synthetic(data), "tiny", seed=1, out_dir=tmp_path
+    )
     assert again.history == res.history
-    for (k, a), (_, b) in zip(res.system.state_dict().items(), again.system.state_dict().items(),
-                              strict=True):
+    for (k, a), (_, b) in zip(
+        res.system.state_dict().items(), again.system.state_dict().items(), strict=True
+    ):
         assert torch.equal(a, b), k
     L.seed_everything(2, verbose=False)
     other = NeuralBetaSystem(_cfg("gru_nbi").to_dict(), {"y_scale": 1.0, "x_scale": [1.0]})
@@ -116,8 +119,13 @@ def test_untrained_nbi_is_the_empirical_bayes_posterior_mean() -> None:
     system = NeuralBetaSystem(_cfg("gru_nbi").to_dict(), dm.scaler.to_dict(), prior=p)
     x, y, *_ = data.split()["val"].windows()
     beta, w = predict(system, x, y)
-    ref = B.wls_beta(x, y, weights=1.0 / p["resid_var"], prior_mean=p["beta_mean"],
-                     prior_precision=1.0 / p["beta_var"][0])
+    ref = B.wls_beta(
+        x,
+        y,
+        weights=1.0 / p["resid_var"],
+        prior_mean=p["beta_mean"],
+        prior_precision=1.0 / p["beta_var"][0],
+    )
     np.testing.assert_allclose(beta, ref, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(w, w[0, 0])  # uniform weights before training
 
@@ -129,11 +137,16 @@ def test_ema_budget_and_throughput_smoke(data) -> None:
     from beta_pipeline.lib.nn.throughput import compare_throughput
 
     dm = NeuralBetaDataModule.from_synthetic(data)
-    budget = dataclasses.replace(get_budget("tiny"), max_steps=50, ema_decay=0.9,
-                                 head_weight_decay=0.1)
+    budget = dataclasses.replace(
+        get_budget("tiny"), max_steps=50, ema_decay=0.9, head_weight_decay=0.1
+    )
     res = train(_cfg("gru_nbi"), dm, budget, seed=0)
     x, y, *_ = data.split()["val"].windows()
-    np.testing.assert_allclose(load_and_predict(res.checkpoint_path, x, y)[0],
-                               predict(res.system, x, y)[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        load_and_predict(res.checkpoint_path, x, y)[0],
+        predict(res.system, x, y)[0],
+        rtol=1e-6,
+        atol=1e-7,
+    )
     out = compare_throughput(_cfg("gru_nb"), dm, "tiny", steps=4, warmup=2, repeats=1)
     assert out["lightning_seq_per_s"] > 0 and out["torch_seq_per_s"] > 0

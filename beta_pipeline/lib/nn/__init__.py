@@ -6,6 +6,7 @@ from beta_pipeline.lib.nn.data import (
     NeuralBetaDataModule,
     PanelWindows,
     market_windows,
+    window_ols_moments,
 )
 from beta_pipeline.lib.nn.heads import NBHead, NBIHead, wls_layer
 from beta_pipeline.lib.nn.model import NeuralBeta
@@ -16,6 +17,7 @@ from beta_pipeline.lib.nn.train import (
     load_and_predict,
     load_system,
     predict,
+    predict_dataset,
     train,
 )
 
@@ -37,6 +39,8 @@ __all__ = [
     "load_system",
     "market_windows",
     "predict",
+    "predict_dataset",
     "train",
+    "window_ols_moments",
     "wls_layer",
 ]

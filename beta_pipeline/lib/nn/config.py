@@ -108,8 +108,15 @@ BUDGETS: dict[str, Budget] = {
     # updates scored lower (NBI sits on a WLS-like plateau until the larger rate moves it);
     # head decay 0.3 / 1.0 cost 0.2 / 0.7 points on stepwise.
     "quick": Budget(
-        "quick", max_steps=2000, val_every=250, lr=6e-3, batch_size=256,
-        lr_schedule="cosine", val_limit=10_000, ema_decay=0.995, head_weight_decay=0.1,
+        "quick",
+        max_steps=2000,
+        val_every=250,
+        lr=6e-3,
+        batch_size=256,
+        lr_schedule="cosine",
+        val_limit=10_000,
+        ema_decay=0.995,
+        head_weight_decay=0.1,
     ),
     # The paper: Adam lr 1e-4, 100,000 updates, validation every 1,000 (GPU when available).
     "paper": Budget("paper", max_steps=100_000, val_every=1_000, lr=1e-4, batch_size=256),

@@ -28,9 +28,7 @@ class NeuralBeta(nn.Module):
                 self.encoder.out_dim, cfg.d, cfg.window, self.encoder.steps_per_token
             )
 
-    def forward(
-        self, x: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         inp = torch.cat([y.unsqueeze(-1), x], dim=-1)
         seq, summary = self.encoder(inp)
         return self.head(seq, summary, x, y)

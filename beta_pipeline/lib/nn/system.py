@@ -54,9 +54,7 @@ class NeuralBetaSystem(L.LightningModule):
         self._acc: dict[str, float] = {}
 
     # ------------------------------------------------------------------------- inference
-    def forward(
-        self, x: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         beta_s, w = self.model(x / self.x_scale, y / self.y_scale)
         return beta_s * (self.y_scale / self.x_scale), w
 
@@ -129,8 +127,9 @@ class NeuralBetaSystem(L.LightningModule):
             else []
         )
         ids = {id(p) for p in decayed}
-        groups = [{"params": [p for p in self.parameters() if id(p) not in ids],
-                   "weight_decay": 0.0}]
+        groups = [
+            {"params": [p for p in self.parameters() if id(p) not in ids], "weight_decay": 0.0}
+        ]
         if decayed:
             groups.append({"params": decayed, "weight_decay": hp.head_weight_decay})
         opt = torch.optim.AdamW(groups, lr=hp.lr)

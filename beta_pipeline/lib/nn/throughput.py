@@ -37,8 +37,13 @@ def _system(config: NeuralBetaConfig, dm: NeuralBetaDataModule, b: Budget, seed:
 
 
 def lightning_rate(
-    config: NeuralBetaConfig, dm: NeuralBetaDataModule, b: Budget, steps: int, warmup: int,
-    seed: int = 0, accelerator: str = "auto",
+    config: NeuralBetaConfig,
+    dm: NeuralBetaDataModule,
+    b: Budget,
+    steps: int,
+    warmup: int,
+    seed: int = 0,
+    accelerator: str = "auto",
 ) -> float:
     """Sequences per second of ``Trainer.fit`` (no validation, no checkpoints)."""
     system = _system(config, dm, b, seed)
@@ -50,8 +55,13 @@ def lightning_rate(
 
 
 def torch_rate(
-    config: NeuralBetaConfig, dm: NeuralBetaDataModule, b: Budget, steps: int, warmup: int,
-    seed: int = 0, device: str | None = None,
+    config: NeuralBetaConfig,
+    dm: NeuralBetaDataModule,
+    b: Budget,
+    steps: int,
+    warmup: int,
+    seed: int = 0,
+    device: str | None = None,
 ) -> float:
     """Sequences per second of a hand-written loop: batch, forward, loss, backward, Adam step."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 
 from beta_pipeline.lib.nn.config import Budget, NeuralBetaConfig, get_budget
-from beta_pipeline.lib.nn.data import NeuralBetaDataModule
+from beta_pipeline.lib.nn.data import ArrayWindows, NeuralBetaDataModule, PanelWindows
 from beta_pipeline.lib.nn.system import NeuralBetaSystem
 
 _QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
@@ -123,7 +123,11 @@ def train(
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="neuralbeta_"))
     out.mkdir(parents=True, exist_ok=True)
     ckpt = ModelCheckpoint(
-        dirpath=out, filename="best", monitor="val_loss", mode="min", save_top_k=1,
+        dirpath=out,
+        filename="best",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
         enable_version_counter=False,
     )
     callbacks: list[Any] = [ckpt]
@@ -181,6 +185,27 @@ def predict(
     system.train(was_training)
     beta_np = torch.cat(betas).double().numpy()
     return beta_np, (torch.cat(weights).double().numpy() if weights else None)
+
+
+def predict_dataset(
+    system: NeuralBetaSystem,
+    data: ArrayWindows | PanelWindows,
+    batch_size: int = 4096,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`predict` over every window of a dataset, in item order.
+
+    For a market split, ``data.keys()`` gives the (target date, symbol) of each row.
+    """
+    betas, weights = [], []
+    for i in range(0, len(data), batch_size):
+        batch = data[torch.arange(i, min(i + batch_size, len(data)))]
+        beta, w = predict(system, batch["x"], batch["y"], batch_size)
+        betas.append(beta)
+        if w is not None:
+            weights.append(w)
+    d = system.cfg.d
+    beta_all = np.concatenate(betas) if betas else np.empty((0, d))
+    return beta_all, (np.concatenate(weights) if weights else None)
 
 
 def load_system(checkpoint_path: str | Path, map_location: str = "cpu") -> NeuralBetaSystem:
