@@ -112,3 +112,54 @@ def leaderboard(conn: duckdb.DuckDBPyConnection, reference: str = "ols_252") -> 
     test_share = TRAIN_SHARE + VALIDATION_SHARE
     frame = conn.execute(sql, [*params, test_share, reference, reference]).df()
     return frame.loc[:, list(LEADERBOARD_COLUMNS)]
+
+
+def guest_leaderboard(
+    conn: duckdb.DuckDBPyConnection, guest_source: str, reference: str = "ols_252"
+) -> pd.DataFrame:
+    """Leaderboard rows for estimators that cover only part of the calendar (NeuralBeta
+    betas exist after the model's training data end): each guest is scored against
+    ``reference`` on the guest's own (model, date, symbol) rows only.
+
+    ``guest_source`` is a fixed SQL relation (no user values) with the columns of
+    ``betas.daily`` that the hedge needs: ``date, symbol, model, estimator, factor, beta``.
+    """
+    guest_sql, params = hedge_errors_sql(f"({guest_source})")
+    ref_sql, ref_params = hedge_errors_sql("(SELECT * FROM betas.daily WHERE estimator = ?)")
+    sql = f"""
+    WITH g AS ({guest_sql}),
+    r AS ({ref_sql}),
+    kept AS (
+        SELECT g.model, g.estimator, g.date, g.error, r.error AS ref_error
+        FROM g JOIN r USING (model, date, symbol)
+    ),
+    test_start AS (
+        SELECT quantile_disc(date, ?) AS d FROM (SELECT DISTINCT date FROM returns.daily)
+    ),
+    scored AS (
+        SELECT model, estimator, 'all' AS period, count(*) AS n,
+               sqrt(avg(error * error)) AS rmse, sqrt(avg(ref_error * ref_error)) AS rmse_ref
+        FROM kept GROUP BY model, estimator
+        UNION ALL
+        SELECT model, estimator, 'test' AS period, count(*) AS n,
+               sqrt(avg(error * error)) AS rmse, sqrt(avg(ref_error * ref_error)) AS rmse_ref
+        FROM kept WHERE date >= (SELECT d FROM test_start) GROUP BY model, estimator
+        UNION ALL
+        SELECT model, estimator, CAST(year(date) AS VARCHAR) AS period, count(*) AS n,
+               sqrt(avg(error * error)) AS rmse, sqrt(avg(ref_error * ref_error)) AS rmse_ref
+        FROM kept GROUP BY model, estimator, year(date)
+    )
+    SELECT model, estimator, period, n, rmse, rmse_ref,
+           100 * (1 - rmse / rmse_ref) AS improvement_pct, ? AS reference
+    FROM scored ORDER BY model, period, rmse
+    """
+    test_share = TRAIN_SHARE + VALIDATION_SHARE
+    frame = conn.execute(sql, [*params, *ref_params, reference, test_share, reference]).df()
+    return frame.loc[:, list(LEADERBOARD_COLUMNS)]
+
+
+#: NeuralBeta's univariate (CAPM) daily betas as leaderboard guests of the capm model.
+NEURALBETA_GUESTS = (
+    "SELECT date, symbol, 'capm' AS model, 'neuralbeta_' || model AS estimator, factor, beta "
+    "FROM neuralbeta.betas WHERE experiment = 'univariate' AND factor = 'mkt_excess'"
+)
