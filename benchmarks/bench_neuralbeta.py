@@ -30,34 +30,13 @@ import torch
 
 from beta_pipeline.lib import synthetic as S
 from beta_pipeline.lib import window_baselines as B
+from beta_pipeline.lib.neuralbeta_eval import MODELS, PAPER_TABLE1
 from beta_pipeline.lib.nn import NeuralBetaConfig, NeuralBetaDataModule, get_budget, predict, train
 from beta_pipeline.lib.nn.throughput import compare_throughput
 
-# Paper Table 1 (% RMSE(y) improvement over OLS).
-PAPER: dict[str, dict[str, float]] = {
-    "constant": {
-        "wls": -0.05,
-        "gru_nb": -0.04,
-        "gru_nbi": -0.01,
-        "attn_nb": -0.13,
-        "attn_nbi": 0.01,
-    },
-    "stepwise": {
-        "wls": 20.21,
-        "gru_nb": 21.80,
-        "gru_nbi": 21.98,
-        "attn_nb": 21.65,
-        "attn_nbi": 22.22,
-    },
-    "cyclical": {
-        "wls": 17.84,
-        "gru_nb": 22.54,
-        "gru_nbi": 21.95,
-        "attn_nb": 21.10,
-        "attn_nbi": 20.84,
-    },
-}
-ALL_MODELS = ("gru_nb", "gru_nbi", "attn_nb", "attn_nbi")
+# Paper Table 1 (% RMSE(y) improvement over OLS) and the model names: one definition in lib.
+PAPER: dict[str, dict[str, float]] = PAPER_TABLE1
+ALL_MODELS = MODELS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

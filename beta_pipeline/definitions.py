@@ -7,12 +7,15 @@ from collections.abc import Mapping
 import dagster as dg
 
 from beta_pipeline.defs.baselines.assets import daily_betas, hedging_performance, monthly_betas
+from beta_pipeline.defs.crypto import CRYPTO_ASSETS, CRYPTO_CHECKS
 from beta_pipeline.defs.ingestion.assets import (
     raw_market,
     raw_market_monthly,
     raw_prices,
     security_master,
 )
+from beta_pipeline.defs.neuralbeta.assets import NEURALBETA_ASSETS
+from beta_pipeline.defs.portfolios.assets import PORTFOLIO_ASSETS
 from beta_pipeline.defs.quality.checks import QUALITY_CHECKS
 from beta_pipeline.defs.resources import default_resources
 from beta_pipeline.defs.returns.assets import daily_returns_asset, monthly_returns_asset
@@ -29,7 +32,10 @@ ASSETS: list[dg.AssetsDefinition] = [
     daily_betas,
     monthly_betas,
     hedging_performance,
+    *NEURALBETA_ASSETS,
     *sql_assets(),
+    *PORTFOLIO_ASSETS,
+    *CRYPTO_ASSETS,
 ]
 
 
@@ -38,7 +44,7 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Defin
     jobs = build_jobs(ASSETS)
     return dg.Definitions(
         assets=ASSETS,
-        asset_checks=QUALITY_CHECKS,
+        asset_checks=[*QUALITY_CHECKS, *CRYPTO_CHECKS],
         jobs=jobs,
         schedules=build_schedules(jobs),
         resources=dict(resources) if resources is not None else default_resources(),

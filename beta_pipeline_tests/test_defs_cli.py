@@ -75,3 +75,32 @@ def test_query_is_read_only(ran: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "read-only" in capsys.readouterr().err
     n = query(ran / "warehouse.duckdb", "SELECT count(*) AS n FROM returns.daily")["n"].iloc[0]
     assert n == 20 * 9
+
+
+def test_neuralbeta_partition_choice() -> None:
+    import argparse
+
+    from beta_pipeline.cli import _has_market_model, _static_keys
+    from beta_pipeline.defs.neuralbeta.assets import model_partitions, scenario_partitions
+
+    args = argparse.Namespace(nb_experiments="stepwise,univariate", nb_models="gru_nbi,attn_nb")
+    keys = _static_keys("neuralbeta_model_job", model_partitions, args)
+    assert keys == [
+        "stepwise|gru_nbi",
+        "stepwise|attn_nb",
+        "univariate|gru_nbi",
+        "univariate|attn_nb",
+    ]
+    assert all(k in model_partitions.get_partition_keys() for k in keys)
+    assert _static_keys("synthetic_scenarios_job", scenario_partitions, args) == [
+        "stepwise",
+        "kalman_step",
+    ]
+    assert _has_market_model(args)
+    assert not _has_market_model(argparse.Namespace(nb_experiments="constant"))
+    with pytest.raises(SystemExit, match="unknown NeuralBeta model"):
+        _static_keys(
+            "neuralbeta_model_job",
+            model_partitions,
+            argparse.Namespace(nb_experiments="all", nb_models="lstm"),
+        )

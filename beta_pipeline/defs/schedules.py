@@ -10,6 +10,7 @@ after each.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 
 import dagster as dg
@@ -21,14 +22,31 @@ def keys_with_partitions(
     assets: Sequence[dg.AssetsDefinition], partitions_def: dg.PartitionsDefinition | None
 ) -> list[dg.AssetKey]:
     """Keys of the assets partitioned by ``partitions_def`` (``None``: unpartitioned)."""
-    return [a.key for a in assets if a.partitions_def == partitions_def]
+    return [k for a in assets if a.partitions_def == partitions_def for k in a.keys]
+
+
+def _downstream_of_models(assets: Sequence[dg.AssetsDefinition]) -> set[dg.AssetKey]:
+    """Keys with an upstream asset partitioned by neither weekdays nor months nor nothing
+    (the NeuralBeta model keyed by experiment x model): they run after training."""
+    special = {
+        k
+        for a in assets
+        if a.partitions_def not in (None, weekday_partitions, monthly_partitions)
+        for k in a.keys
+    }
+    return {
+        k
+        for a in assets
+        for k in a.keys
+        if k not in special and any(d.asset_key in special for d in a.specs_by_key[k].deps)
+    }
 
 
 def _split_unpartitioned(
     assets: Sequence[dg.AssetsDefinition],
 ) -> tuple[list[dg.AssetKey], list[dg.AssetKey]]:
     """Unpartitioned keys without / with a (transitive) partitioned upstream asset."""
-    by_key = {a.key: a for a in assets}
+    by_key = {k: a for a in assets for k in a.keys}
     memo: dict[dg.AssetKey, bool] = {}
 
     def downstream_of_partitioned(key: dg.AssetKey) -> bool:
@@ -36,11 +54,8 @@ def _split_unpartitioned(
             memo[key] = False
             asset = by_key.get(key)
             deps = [d.asset_key for d in asset.specs_by_key[key].deps] if asset else []
-            memo[key] = any(
-                by_key[d].partitions_def is not None or downstream_of_partitioned(d)
-                for d in deps
-                if d in by_key
-            )
+            memo[key] = any(by_key[d].partitions_def is not None for d in deps if d in by_key)
+            memo[key] = memo[key] or any(downstream_of_partitioned(d) for d in deps if d in by_key)
         return memo[key]
 
     plain = keys_with_partitions(assets, None)
@@ -50,13 +65,70 @@ def _split_unpartitioned(
     )
 
 
+#: Groups left out of the default jobs (and of ``beta-pipeline run``'s default selection):
+#: each runs as its own ``<group>_job`` when selected. The crypto study needs a csv or
+#: yfinance source; the default embedded source has no crypto prices.
+OPT_IN_GROUPS: tuple[str, ...] = ("crypto",)
+
+
+def opt_in_keys(assets: Sequence[dg.AssetsDefinition]) -> dict[str, list[dg.AssetKey]]:
+    """Keys of each opt-in group that has assets among ``assets``."""
+    found = {
+        g: [k for a in assets for k in a.keys if a.group_names_by_key.get(k) == g]
+        for g in OPT_IN_GROUPS
+    }
+    return {g: keys for g, keys in found.items() if keys}
+
+
 def build_jobs(assets: Sequence[dg.AssetsDefinition]) -> list[dg.UnresolvedAssetJobDefinition]:
-    """The static, daily, monthly and analytics asset jobs over the given assets."""
+    """The static, daily, monthly and analytics asset jobs over the given assets (opt-in
+    groups aside: one ``<group>_job`` each, e.g. ``crypto_job``)."""
+    opt_in = opt_in_keys(assets)
+    skip = {k for keys in opt_in.values() for k in keys}
+    assets = [a for a in assets if not any(k in skip for k in a.keys)]
     static, analytics = _split_unpartitioned(assets)
+    after_models = _downstream_of_models(assets)
+    daily = keys_with_partitions(assets, weekday_partitions)
+    other_defs: list[dg.PartitionsDefinition] = []
+    for a in assets:
+        pdef = a.partitions_def
+        if pdef not in (None, weekday_partitions, monthly_partitions) and pdef not in other_defs:
+            other_defs.append(pdef)
+    # one job per other partitioning (synthetic scenarios, baselines, NeuralBeta models),
+    # named after its first asset
+    other_jobs = [
+        dg.define_asset_job(
+            name=f"{keys_with_partitions(assets, pdef)[0].to_user_string()}_job",
+            selection=dg.AssetSelection.assets(*keys_with_partitions(assets, pdef)),
+            partitions_def=pdef,
+            description="Every partition of "
+            + ", ".join(k.to_user_string() for k in keys_with_partitions(assets, pdef)),
+        )
+        for pdef in other_defs
+    ]
+    late_daily = [k for k in daily if k in after_models]
+    if late_daily:
+        other_jobs.append(
+            dg.define_asset_job(
+                name="neuralbeta_daily_job",
+                selection=dg.AssetSelection.assets(*late_daily),
+                partitions_def=weekday_partitions,
+                description="Daily assets that need a trained model (NeuralBeta betas, weights).",
+            )
+        )
     return [
+        *other_jobs,
+        *(
+            dg.define_asset_job(
+                name=f"{group}_job",
+                selection=dg.AssetSelection.assets(*keys),
+                description=f"The {group} group (opt-in: not in the default jobs).",
+            )
+            for group, keys in opt_in.items()
+        ),
         dg.define_asset_job(
             name="daily_job",
-            selection=dg.AssetSelection.assets(*keys_with_partitions(assets, weekday_partitions)),
+            selection=dg.AssetSelection.assets(*[k for k in daily if k not in after_models]),
             partitions_def=weekday_partitions,
             description="Every weekday-partitioned asset for one weekday (or a range).",
         ),
@@ -87,11 +159,14 @@ def build_schedules(
     2nd, 03:00 UTC) and the analytics refresh."""
     by_name = {job.name: job for job in jobs}
     return [
-        dg.build_schedule_from_partitioned_job(
-            by_name["daily_job"], name="daily_schedule"
-        ),
+        dg.build_schedule_from_partitioned_job(by_name["daily_job"], name="daily_schedule"),
         dg.build_schedule_from_partitioned_job(
             by_name["monthly_job"], name="monthly_schedule", hour_of_day=3, day_of_month=2
+        ),
+        *(
+            [_neuralbeta_daily_schedule(by_name["neuralbeta_daily_job"])]
+            if "neuralbeta_daily_job" in by_name
+            else []
         ),
         dg.ScheduleDefinition(
             name="analytics_schedule",
@@ -100,3 +175,22 @@ def build_schedules(
             description="Leaderboards and marts after the daily run (05:00 UTC Tue-Sat).",
         ),
     ]
+
+
+def _neuralbeta_daily_schedule(job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+    """02:00 UTC Mon-Fri: NeuralBeta betas for the previous weekday, whose partition
+    ``daily_schedule`` closed and materialized at 00:00 (Monday's tick: Friday)."""
+
+    @dg.schedule(name="neuralbeta_daily_schedule", cron_schedule="0 2 * * 1-5", job=job)
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        tick = context.scheduled_execution_time or datetime.datetime.now(datetime.UTC)
+        day = previous_weekday(tick.date())
+        return dg.RunRequest(partition_key=day.strftime("%Y-%m-%d"))
+
+    return _schedule
+
+
+def previous_weekday(day: datetime.date) -> datetime.date:
+    """The weekday before ``day`` (Monday -> Friday)."""
+    back = {0: 3, 6: 2}.get(day.weekday(), 1)
+    return day - datetime.timedelta(days=back)

@@ -156,10 +156,11 @@ def table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
 def latest_runs(
     conn: duckdb.DuckDBPyConnection, experiments: list[str] | None = None
 ) -> pd.DataFrame:
-    """The newest run per (experiment, model) (optionally only ``experiments``)."""
-    where, params = "TRUE", []
+    """The newest run per (experiment, model) that has a test split (optionally only
+    ``experiments``): a walk-forward run trained up to the last date cannot be scored."""
+    where, params = "coalesce(n_test, 0) > 0", []
     if experiments:
-        where = f"experiment IN ({', '.join('?' for _ in experiments)})"
+        where += f" AND experiment IN ({', '.join('?' for _ in experiments)})"
         params = list(experiments)
     return conn.execute(
         f"""

@@ -83,8 +83,16 @@ def _fit_params(
                 params["half_life"] = best
                 details = table.to_json(orient="records")
                 rows.append(
-                    dict(model=model, estimator=spec.name, param="half_life", value=best,
-                         fit_start=fit_start, fit_end=val_end, details=details, fitted_at=now)
+                    dict(
+                        model=model,
+                        estimator=spec.name,
+                        param="half_life",
+                        value=best,
+                        fit_start=fit_start,
+                        fit_end=val_end,
+                        details=details,
+                        fitted_at=now,
+                    )
                 )
                 meta[f"{model}_ewm_tuning"] = dg.MetadataValue.md(table.to_markdown(index=False))
             meta[f"{model}_ewm_half_life"] = params["half_life"]
@@ -97,21 +105,35 @@ def _fit_params(
                 n_train = int((panel.dates <= end).sum())
             else:
                 end, n_train = train_end, train.stop
-            fit = beta_tables.fit_kalman(
-                beta_tables.Panel(
-                    panel.dates[:n_train], panel.symbols, panel.factors,
-                    panel.y[:n_train], panel.x[:n_train],
-                ),
-                train_rows=n_train,
-            ) if n_train > 30 else None
+            fit = (
+                beta_tables.fit_kalman(
+                    beta_tables.Panel(
+                        panel.dates[:n_train],
+                        panel.symbols,
+                        panel.factors,
+                        panel.y[:n_train],
+                        panel.x[:n_train],
+                    ),
+                    train_rows=n_train,
+                )
+                if n_train > 30
+                else None
+            )
             if fit is None:
                 continue
             params.update(fit)
             snr = float(np.nanmedian(np.asarray(fit["q"]) / np.asarray(fit["h"])))
             rows.append(
-                dict(model=model, estimator=spec.name, param="train_rows", value=float(n_train),
-                     fit_start=fit_start, fit_end=end, details=f"median q/h = {snr:.3g}",
-                     fitted_at=now)
+                dict(
+                    model=model,
+                    estimator=spec.name,
+                    param="train_rows",
+                    value=float(n_train),
+                    fit_start=fit_start,
+                    fit_end=end,
+                    details=f"median q/h = {snr:.3g}",
+                    fitted_at=now,
+                )
             )
             meta[f"{model}_kalman_q_over_h"] = snr
         out.append(beta_tables.EstimatorSpec(spec.name, spec.kind, params, spec.single_factor))
@@ -141,8 +163,12 @@ def daily_betas(
     start, end = window(context)
     label = partition_label(start, end)
     specs = beta_tables.daily_specs(
-        config.ols_windows, config.tidy_window, config.tidy_min_obs, config.ewm_window,
-        config.adjusted_window, config.kalman,
+        config.ols_windows,
+        config.tidy_window,
+        config.tidy_min_obs,
+        config.ewm_window,
+        config.adjusted_window,
+        config.kalman,
     )
     with warehouse_db.reader() as conn:
         returns = conn.execute(
@@ -185,7 +211,9 @@ def daily_betas(
             if len(rows):
                 for (model, est), part in rows.groupby(["model", "estimator"]):
                     warehouse.replace_keys(
-                        conn, "betas.estimator_params", part,
+                        conn,
+                        "betas.estimator_params",
+                        part,
                         {"model": model, "estimator": est},
                     )
         sample = conn.execute(
@@ -307,8 +335,17 @@ class HedgingConfig(dg.Config):
     reference: str = "ols_252"
 
 
+def _has_rows(conn, table: str) -> bool:
+    schema, name = table.split(".")
+    exists = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchone()[0]
+    return bool(exists) and conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0
+
+
 @dg.asset(
-    deps=["daily_betas", "daily_returns", "raw_market"],
+    deps=["daily_betas", "daily_returns", "raw_market", "neuralbeta_betas"],
     pool=DUCKDB_POOL,
     kinds={"duckdb", "sql"},
     group_name=GROUP,
@@ -322,6 +359,11 @@ def hedging_performance(
 ) -> dg.MaterializeResult:
     with warehouse_db.writer() as conn:
         table = hedging_sql.leaderboard(conn, reference=config.reference)
+        if _has_rows(conn, "neuralbeta.betas"):
+            guests = hedging_sql.guest_leaderboard(
+                conn, hedging_sql.NEURALBETA_GUESTS, reference=config.reference
+            )
+            table = pd.concat([table, guests], ignore_index=True)
         warehouse.replace_keys(conn, "betas.hedging_performance", table, {})
     overall = table[table["period"] == "all"].sort_values(["model", "rmse"])
     test = table[table["period"] == "test"].sort_values(["model", "rmse"])
@@ -340,7 +382,9 @@ def hedging_performance(
         )
     if len(plottable):
         png = plots.bars(
-            plottable, "estimator", "improvement_pct",
+            plottable,
+            "estimator",
+            "improvement_pct",
             f"% RMSE improvement over {config.reference} (next-day hedge, test span)",
             hue="model",
         )

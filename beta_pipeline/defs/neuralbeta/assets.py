@@ -20,6 +20,7 @@ from beta_pipeline.lib import neuralbeta_store as store
 from beta_pipeline.lib import synthetic as S
 from beta_pipeline.lib import warehouse
 from beta_pipeline.lib import window_baselines as B
+from beta_pipeline.lib.errors import DataValidationError
 from beta_pipeline.lib.nn import NeuralBetaConfig, NeuralBetaDataModule, load_system, predict, train
 from beta_pipeline.lib.nn.config import get_budget
 
@@ -35,8 +36,9 @@ model_partitions = dg.MultiPartitionsDefinition(
         "model": dg.StaticPartitionsDefinition(list(E.MODELS)),
     }
 )
-#: Weekday rows read before a partition so that its first day has a full window.
-LOOKBACK_WEEKDAYS = 100
+#: Weekday rows read before a partition so that its first day has a full window (the
+#: paper's longest lookback, 256 days, plus holidays).
+LOOKBACK_WEEKDAYS = 300
 
 
 def _scenario_path(artifacts: ArtifactStore, scenario: str, part: str = "") -> str:
@@ -86,6 +88,11 @@ def synthetic_scenarios(
     else:
         data = S.generate(scenario, n=config.n_samples, h=config.window, seed=config.seed)
         views[scenario] = str(S.save_parquet(data, _scenario_path(artifacts, scenario)))
+        stale = artifacts.path("synthetic", f"{scenario}_independent.parquet")
+        if not config.independent_test_samples and stale.exists():
+            stale.unlink()  # never evaluate on an independent set of an older config
+            with warehouse_db.writer() as conn:
+                conn.execute(f"DROP VIEW IF EXISTS synthetic.{scenario}_independent")
         if config.independent_test_samples:
             extra = S.generate(
                 scenario, n=config.independent_test_samples, h=config.window, seed=config.seed + 1
@@ -271,8 +278,9 @@ def _split_end(data) -> pd.Timestamp | None:
 
 
 def _write_with_retry(warehouse_db: DuckDBWarehouse, write, attempts: int = 60) -> None:
-    """Run ``write(conn)`` in one writer connection, waiting while another process holds
-    the DuckDB file (trainings run outside the writer pool and only write at the end)."""
+    """Run ``write(conn)`` in one writer connection, waiting while another process (say a
+    ``beta-pipeline query`` reader) holds the DuckDB file: a long training must not be
+    lost to a lock at its very end."""
     for i in range(attempts):
         try:
             with warehouse_db.writer() as conn:
@@ -293,7 +301,8 @@ def _write_with_retry(warehouse_db: DuckDBWarehouse, write, attempts: int = 60) 
         dg.AssetDep("daily_returns", partition_mapping=dg.AllPartitionMapping()),
         dg.AssetDep("raw_market", partition_mapping=dg.AllPartitionMapping()),
     ],
-    kinds={"pytorch", "lightning"},
+    pool=DUCKDB_POOL,
+    kinds={"pytorch", "lightning", "duckdb"},
     group_name=GROUP,
     description="Train one NeuralBeta model (NB/NBI, GRU/attention) for one experiment.",
 )
@@ -331,7 +340,8 @@ def neuralbeta_model(
         }
         if not len(dm.train_set) or not len(dm.val_set):
             raise dg.Failure(f"{experiment}: empty training or validation split ({split})")
-    cfg = NeuralBetaConfig.preset(model, d=len(factors), window=config.window)
+    window_len = data.window if experiment in E.SYNTHETIC_EXPERIMENTS else config.window
+    cfg = NeuralBetaConfig.preset(model, d=len(factors), window=window_len)
     context.log.info(
         f"training {experiment}/{model} ({desc}): {len(dm.train_set):,} train / "
         f"{len(dm.val_set):,} val windows, budget {budget.name} ({budget.max_steps} updates)"
@@ -481,7 +491,8 @@ def _window_end_dates(data) -> pd.Series:
 
 def _fig3(experiment: str, systems: dict[str, object], half_life: float) -> bytes:
     path = E.example_path(experiment)
-    xs, ys = E.sliding_windows(path.x[0], path.y[0], 64)
+    h = next(iter(systems.values())).cfg.window
+    xs, ys = E.sliding_windows(path.x[0], path.y[0], h)
     xs, ys = xs[:-1], ys[:-1]  # the last window has no next step to hedge
     est = {
         "OLS": B.ols_beta(xs, ys)[:, 0],
@@ -687,17 +698,29 @@ def neuralbeta_betas(
             "experiment univariate or multivariate first"
         )
     beta_rows, weight_rows, skipped, used = [], [], 0, []
+    short_history, skipped_experiments = 0, []
     for experiment, exp_runs in runs.groupby("experiment"):
-        y, x, _ = M.market_panel(returns, market, experiment)
+        try:
+            y, x, _ = M.market_panel(returns, market, experiment)
+        except DataValidationError as err:  # e.g. no size/value factor on these dates
+            context.log.warning(f"{experiment}: skipped for {label}: {err}")
+            skipped_experiments.append(experiment)
+            continue
+        in_range = np.flatnonzero((y.index >= start) & (y.index < end))
         for model, mruns in exp_runs.groupby("model"):
             mruns = mruns.sort_values(["trained_through", "created_at"]).reset_index(drop=True)
-            window_len = int(json.loads(mruns["config"].iloc[-1])["model"]["window"])
-            xw, yw, keys = M.inference_windows(y, x, window_len, start, end)
-            which = _assign_runs(keys["date"], mruns)
-            skipped += int((which < 0).sum())
-            for i in np.unique(which[which >= 0]):
-                run = mruns.iloc[int(i)]
+            for i, run in mruns.iterrows():
+                # windows of this run's own length; the run serves the dates for which it is
+                # the newest model trained on data up to the date
+                h = int(json.loads(run["config"])["model"]["window"])
+                short_history += int((in_range < h - 1).sum())
+                xw, yw, keys = M.inference_windows(y, x, h, start, end)
+                which = _assign_runs(keys["date"], mruns)
+                if i == 0:
+                    skipped += int((which < 0).sum())
                 sel = which == i
+                if not sel.any():
+                    continue
                 system = load_system(run["checkpoint"])
                 beta, w = predict(system, xw[sel], yw[sel])
                 k = keys[sel].reset_index(drop=True)
@@ -713,15 +736,17 @@ def neuralbeta_betas(
                         )
                     )
                 if config.weights and w is not None:
-                    h = w.shape[1]
+                    n_lags = w.shape[1]
                     weight_rows.append(
                         pd.DataFrame(
                             {
-                                "date": np.repeat(k["date"].to_numpy(), h),
-                                "symbol": np.repeat(k["symbol"].to_numpy(), h),
+                                "date": np.repeat(k["date"].to_numpy(), n_lags),
+                                "symbol": np.repeat(k["symbol"].to_numpy(), n_lags),
                                 "experiment": experiment,
                                 "model": model,
-                                "lag": np.tile(np.arange(h - 1, -1, -1, dtype=np.int16), len(k)),
+                                "lag": np.tile(
+                                    np.arange(n_lags - 1, -1, -1, dtype=np.int16), len(k)
+                                ),
                                 "weight": w.astype(np.float32).ravel(),
                                 "run_id": run["run_id"],
                             }
@@ -739,12 +764,19 @@ def neuralbeta_betas(
     )
     with warehouse_db.writer() as conn:
         for (experiment, model), _ in runs.groupby(["experiment", "model"]):
+            if experiment in skipped_experiments:
+                continue  # its rows stay as they were
             flt = {"experiment": experiment, "model": model}
             part = betas[(betas["experiment"] == experiment) & (betas["model"] == model)]
             warehouse.replace_window(conn, "neuralbeta.betas", part, start, end, flt)
             if config.weights and model.endswith("nbi"):
                 wpart = weights[(weights["experiment"] == experiment) & (weights["model"] == model)]
                 warehouse.replace_window(conn, "neuralbeta.weights", wpart, start, end, flt)
+    if short_history:
+        context.log.warning(
+            f"{short_history:,} dates in {label} have less history than a model's window "
+            "in the data read (the first days of the data): no beta for them"
+        )
     if skipped:
         context.log.warning(
             f"{skipped:,} stock-days in {label} precede every trained model's data end "
@@ -754,6 +786,7 @@ def neuralbeta_betas(
         "dagster/row_count": len(betas),
         "runs_used": ", ".join(sorted(set(used))) or "none",
         "stock_days_before_any_model": skipped,
+        "experiments_skipped": ", ".join(skipped_experiments) or "none",
     }
     rich = {"preview": preview(betas)}
     yield materialize_result_for(context, "neuralbeta_betas", summary, rich)
