@@ -146,11 +146,19 @@ WEIGHTS = register_table(
 def table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether a schema-qualified table or view exists."""
     schema, table = name.split(".")
-    found = conn.execute(
+    # fetchall: a half-read result would block the next statement on this connection
+    (found,) = conn.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
         [schema, table],
-    ).fetchone()
-    return bool(found and found[0])
+    ).fetchall()
+    return bool(found[0])
+
+
+def has_rows(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether a registered table exists and holds at least one row."""
+    if not table_exists(conn, name):
+        return False
+    return bool(conn.execute(f"SELECT EXISTS (SELECT 1 FROM {name})").fetchall()[0][0])
 
 
 def latest_runs(

@@ -21,7 +21,7 @@ from beta_pipeline.defs.util import (
     preview,
     window,
 )
-from beta_pipeline.lib import beta_tables, hedging_sql, plots, warehouse
+from beta_pipeline.lib import beta_tables, hedging_sql, neuralbeta_store, plots, warehouse
 
 GROUP = "baselines"
 
@@ -335,15 +335,6 @@ class HedgingConfig(dg.Config):
     reference: str = "ols_252"
 
 
-def _has_rows(conn, table: str) -> bool:
-    schema, name = table.split(".")
-    exists = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, name],
-    ).fetchone()[0]
-    return bool(exists) and conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0
-
-
 @dg.asset(
     deps=["daily_betas", "daily_returns", "raw_market", "neuralbeta_betas"],
     pool=DUCKDB_POOL,
@@ -359,7 +350,7 @@ def hedging_performance(
 ) -> dg.MaterializeResult:
     with warehouse_db.writer() as conn:
         table = hedging_sql.leaderboard(conn, reference=config.reference)
-        if _has_rows(conn, "neuralbeta.betas"):
+        if neuralbeta_store.has_rows(conn, "neuralbeta.betas"):
             guests = hedging_sql.guest_leaderboard(
                 conn, hedging_sql.NEURALBETA_GUESTS, reference=config.reference
             )

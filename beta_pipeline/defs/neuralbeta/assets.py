@@ -546,24 +546,33 @@ def _fig6(system: object, model: str) -> bytes:
     kinds={"pytorch", "duckdb"},
     group_name=GROUP,
     description="Table 1 (ours beside the paper's) and Figs. 3-8 from the latest trained models.",
+    output_required=False,
 )
 def neuralbeta_evaluation(
     context: dg.AssetExecutionContext, artifacts: ArtifactStore, warehouse_db: DuckDBWarehouse
-) -> dg.MaterializeResult:
+):
     """Evaluates the newest run of every (experiment, model) on its test set(s) beside the
-    baselines -> ``neuralbeta.evaluation``; Table 1 as Markdown; figures as PNG."""
+    baselines -> ``neuralbeta.evaluation``; Table 1 as Markdown; figures as PNG. With no
+    trained model yet (e.g. an analytics run before any training) nothing is materialized
+    and a warning says so: the previous evaluation stays as it was."""
     with warehouse_db.reader() as conn:
-        if not store.table_exists(conn, "neuralbeta.runs"):
-            raise dg.Failure("no NeuralBeta run yet: materialize neuralbeta_model first")
-        runs = store.latest_runs(conn)
+        runs = (
+            store.latest_runs(conn)
+            if store.table_exists(conn, "neuralbeta.runs")
+            else pd.DataFrame(columns=store.RUNS.column_names)
+        )
         baselines = conn.execute("SELECT * FROM neuralbeta.baselines").df()
         history = conn.execute(
-            "SELECT h.* FROM neuralbeta.history h JOIN (SELECT run_id FROM neuralbeta.runs "
-            "QUALIFY row_number() OVER (PARTITION BY experiment, model "
-            "ORDER BY created_at DESC) = 1) USING (run_id) ORDER BY experiment, model, step"
+            "SELECT * FROM neuralbeta.history WHERE run_id IN (SELECT unnest(?::VARCHAR[])) "
+            "ORDER BY experiment, model, step",
+            [list(runs["run_id"])],
         ).df()
     if runs.empty:
-        raise dg.Failure("no NeuralBeta run yet: materialize neuralbeta_model first")
+        context.log.warning(
+            "neuralbeta_evaluation: no trained NeuralBeta model with a test split yet; "
+            "materialize neuralbeta_model first (nothing evaluated)"
+        )
+        return
     syn_runs = runs[runs["experiment"].isin(E.SYNTHETIC_EXPERIMENTS)]
     mkt_runs = runs[runs["experiment"].isin(E.MARKET_EXPERIMENTS)]
     rows, systems = _synthetic_model_rows(syn_runs, artifacts)
@@ -628,7 +637,7 @@ def neuralbeta_evaluation(
     for name, png in figures.items():
         artifacts.path("plots", f"neuralbeta_{name}.png").write_bytes(png)
         meta[name] = png_metadata(png, name)
-    return dg.MaterializeResult(metadata=meta)
+    yield dg.MaterializeResult(metadata=meta)
 
 
 # ----------------------------------------------------------------- daily market betas
