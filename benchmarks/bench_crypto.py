@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         sorts = q(
             "PIVOT (SELECT config, quartile, avg(excess_return) AS r FROM crypto.quartile_sorts "
-            "WHERE method = 'mlp' GROUP BY ALL) ON quartile USING first(r) ORDER BY config"
+            "WHERE method = 'mlp' AND split = 'test' GROUP BY ALL) ON quartile "
+            "USING first(r) ORDER BY config"
         )
         annual = q(
             "PIVOT (SELECT market, year, avg(mean_beta) AS b FROM crypto.beta_annual "
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "## Annual mean neural beta (mean over coins)",
         _md(annual, ".3f"),
         "",
-        "## Quartile sorts on neural betas: mean next-month excess return",
+        "## Quartile sorts on neural betas: mean next-month excess return (test months)",
         _md(sorts),
     ]
     text = "\n".join(lines)
