@@ -291,3 +291,16 @@ def test_ff5_addon_uses_the_factor_overlap(wide, raw) -> None:
     assert row["change_pct"] == pytest.approx(
         100 * (row["test_rmse_ff5"] / row["test_rmse_base"] - 1)
     )
+
+
+def test_split_needs_three_non_empty_spans() -> None:
+    import pandas as pd
+    import pytest
+
+    from beta_pipeline.lib.crypto.model import split_targets
+
+    months = pd.date_range("2020-01-31", periods=10, freq="ME")
+    labels = split_targets(months, 0.6, 0.2)
+    assert [labels[m] for m in months].count("test") == 2
+    with pytest.raises(ValueError, match="cannot be split"):
+        split_targets(months[:3], 0.6, 0.2)

@@ -146,6 +146,11 @@ def split_targets(
     n = len(months)
     n_train = int(round(train * n))
     n_val = int(round(val * n))
+    if min(n_train, n_val, n - n_train - n_val) < 1:
+        raise ValueError(
+            f"{n} target months cannot be split {train:.0%}/{val:.0%}/rest into non-empty "
+            "train, validation and test spans: configure a longer history"
+        )
     labels = {}
     for i, m in enumerate(months):
         labels[m] = "train" if i < n_train else ("val" if i < n_train + n_val else "test")
