@@ -222,14 +222,15 @@ def common_sample(wide: pd.DataFrame, coins: list[str] | tuple[str, ...]) -> pd.
 
 
 def monthly_rf(factors: pd.DataFrame, months: pd.DatetimeIndex) -> tuple[pd.Series, int]:
-    """Monthly risk-free rate on ``months`` from a long (month, series, value) frame; months
-    after the last rf are filled with the last value. Returns (rf, months filled)."""
+    """Monthly risk-free rate on ``months`` from a long (month, series, value) frame; a month
+    without its rf takes the last earlier value (never a later one), months before the first
+    rf take 0. Returns (rf, months filled)."""
     rf = factors.loc[factors["series"] == "rf"].set_index("month")["value"].sort_index()
     if rf.empty:
         return pd.Series(0.0, index=months), len(months)
-    aligned = rf.reindex(months)
-    filled = int(aligned.isna().sum())
-    return aligned.ffill().bfill(), filled
+    filled = int(rf.reindex(months).isna().sum())
+    known = rf.reindex(rf.index.union(months)).ffill().reindex(months)
+    return known.fillna(0.0), filled
 
 
 # --- which sources can serve the study ----------------------------------------------------------
