@@ -14,10 +14,12 @@ Steps (each in a fresh child process, so peak RSS is per step):
    the Fama-French-like series into ``raw.market`` of a temporary DuckDB file with the
    project's warehouse module.
 2. ``run`` per estimator set (timed): the asset's core path with fixed parameters (EW
-   half-life and Kalman q/h given, no tuning): the same SELECT, ``beta_tables.factor_frame``
-   + ``Panel.build``, ``beta_tables.estimate`` and ``warehouse.replace_window_chunks`` into
-   ``betas.daily`` over the whole history, timed per phase (wall and process CPU) with the
-   peak RSS of each phase (a sampling thread on /proc/self/status) and of the process.
+   half-life and Kalman q/h given, no tuning): ``beta_tables.read_returns_wide``,
+   ``factor_frame`` + ``Panel.from_wide``, ``beta_tables.estimate_arrow`` and
+   ``warehouse.replace_window_chunks`` into ``betas.daily`` over the whole history
+   (``--path frames``: the earlier path, ``.df()``, ``Panel.build`` and ``estimate``'s long
+   frames), timed per phase (wall and process CPU) with the peak RSS of each phase (a
+   sampling thread on /proc/self/status) and of the process.
 3. ``leaderboard``: ``hedging_sql.leaderboard`` on the written table.
 4. ``tune``: the asset's tuning work (EW half-life grid, Kalman MLE on the training rows),
    timed separately.
@@ -317,9 +319,16 @@ READ_SQL = (
 
 def run(
     db: Path, which: str, models: list[str], start: str, end: str,
-    overlap: bool | None = None, read: str = "asset",
+    overlap: bool | None = None, read: str = "asset", path: str = "arrow",
 ) -> dict[str, Any]:
-    """The asset's core path on the whole history, instrumented per phase."""
+    """The asset's core path on the whole history, instrumented per phase.
+
+    ``path="arrow"`` (what daily_betas does): ``read_returns_wide`` + ``Panel.from_wide`` +
+    ``estimate_arrow`` (record batches cut from the estimators' arrays inside the insert);
+    ``path="frames"`` (the asset before): ``read`` ("asset": ``.df()``, or "arrow":
+    ``read_returns``) + ``Panel.build`` + ``estimate``'s long frames."""
+    if path == "arrow":
+        read = "wide"
     meter = Meter(abort_gib=_abort_gib())
     lo, hi = pd.Timestamp(start), pd.Timestamp(end)
     specs = specs_for(which)
@@ -347,36 +356,68 @@ def run(
 
     beta_tables._run = timed_run
     setattr(beta_tables, unpivot_name, timed_unpivot)
+    orig_batches = getattr(beta_tables, "_arrow_batches", None)
+    batches_name = "arrow batches (cut from the arrays, in the insert thread)"
 
-    if read == "asset":
+    def timed_batches(*a, **kw):
+        gen = orig_batches(*a, **kw)
+        while True:
+            tok = meter.start(batches_name)
+            try:
+                batch = next(gen)
+            except StopIteration:
+                meter.stop(tok)
+                return
+            meter.stop(tok, batch.num_rows)
+            yield batch
+
+    if orig_batches is not None:
+        beta_tables._arrow_batches = timed_batches
+
+    if read == "wide":
+        tok = meter.start("read (asset: beta_tables.read_returns_wide: codes, numpy pivot)")
+    elif read == "asset":
         tok = meter.start("read (asset: SELECT ... ORDER BY, .df(), to_datetime)")
     else:
         tok = meter.start("read (beta_tables.read_returns: Arrow, categorical symbol)")
     with warehouse.open_warehouse(db, read_only=True) as conn:
-        if read == "asset":
+        if read == "wide":
+            wide = beta_tables.read_returns_wide(conn, hi)
+        elif read == "asset":
             returns = conn.execute(READ_SQL, [hi.date()]).df()
         else:
             returns = beta_tables.read_returns(conn, hi)
         market = warehouse.read_window(conn, "raw.market", None, hi)
-    if read == "asset":
-        returns["date"] = pd.to_datetime(returns["date"])
-    n_in = len(returns)
+    if read == "wide":
+        returns = wide.date_frame()
+        n_in = wide.rows
+    else:
+        if read == "asset":
+            returns["date"] = pd.to_datetime(returns["date"])
+        n_in = len(returns)
     meter.stop(tok, n_in)
+    pieces_out: list[Any] = []
 
     gen_wall = [0.0, 0.0]
     counts: dict[str, int] = {}
 
     def pieces() -> Iterator[pd.DataFrame]:
         for model in models:
-            tok = meter.start("pivot (factor_frame + Panel.build)")
+            tok = meter.start("pivot (factor_frame + Panel.from_wide | Panel.build)")
             factors = beta_tables.factor_frame(model, returns, market)
             if factors is None:
                 meter.stop(tok)
                 continue
-            panel = beta_tables.Panel.build(returns, factors)
+            if read == "wide":
+                panel = beta_tables.Panel.from_wide(wide, factors)
+            else:
+                panel = beta_tables.Panel.build(returns, factors)
             meter.stop(tok, n_in)
             observed[id(panel)] = int(np.isfinite(panel.y).sum())
-            it = beta_tables.estimate(panel, model, specs, lo, hi)
+            if path == "arrow":
+                it = beta_tables.estimate_arrow(panel, model, specs, lo, hi)
+            else:
+                it = beta_tables.estimate(panel, model, specs, lo, hi)
             while True:
                 w0, c0 = time.perf_counter(), time.process_time()
                 r0 = sum(p["wall"] for k, p in meter.phases.items() if _inner(k))
@@ -391,15 +432,19 @@ def run(
                 gen_wall[0] += w
                 gen_wall[1] += c
                 # what estimate() does besides the estimator and unpivot: the frame work
-                meter.add(
-                    "long frame (estimate() after unpivot)",
-                    w - (r1 - r0),
-                    c - (rc1 - rc0),
-                    0 if frame is None else len(frame),
-                )
+                if path != "arrow":
+                    meter.add(
+                        "long frame (estimate() after unpivot)",
+                        w - (r1 - r0),
+                        c - (rc1 - rc0),
+                        0 if frame is None else len(frame),
+                    )
                 if frame is None:
                     break
-                counts[f"{model}/{frame['estimator'].iloc[0]}"] = len(frame)
+                if path == "arrow":
+                    pieces_out.append(frame)
+                else:
+                    counts[f"{model}/{frame['estimator'].iloc[0]}"] = len(frame)
                 yield frame
 
     sub = "write: replace_window_chunks outside the generator (main thread)"
@@ -419,6 +464,9 @@ def run(
         meter.stop(tok)
     beta_tables._run = orig_run
     setattr(beta_tables, unpivot_name, orig_unpivot)
+    if orig_batches is not None:
+        beta_tables._arrow_batches = orig_batches
+    counts.update({p.label: p.rows for p in pieces_out if p.rows})
     # the generator ran inside replace_window_chunks: take its time out of the write
     meter.phases[sub]["wall"] -= gen_wall[0]
     meter.phases[sub]["cpu"] -= gen_wall[1]
@@ -604,7 +652,8 @@ def fmt_rate(rows: float, wall: float) -> str:
 def phase_table(res: dict[str, Any]) -> list[str]:
     ph = res["phases"]
     total = ph["total"]
-    groups = ("read", "pivot", "estimate: ", "unpivot", "long frame", "write: connect",
+    groups = ("read", "pivot", "estimate: ", "unpivot", "long frame", "arrow batches",
+              "write: connect",
               "write: BEGIN",
               "write: DELETE", "write: INSERT", "write: COMMIT", "write: repl", "write: SELECT",
               "write: RESET", "write: SET", "write: close")
@@ -672,16 +721,22 @@ def main() -> None:
         "(default: the function's default)",
     )
     ap.add_argument(
+        "--path", choices=("arrow", "frames"), default="arrow",
+        help="'arrow': what daily_betas does (read_returns_wide, Panel.from_wide, "
+        "estimate_arrow: record batches straight from the estimators' arrays); 'frames': the "
+        "asset's earlier path (--read, Panel.build, estimate's long frames)",
+    )
+    ap.add_argument(
         "--read", choices=("asset", "arrow"), default="asset",
-        help="'asset': the asset's SELECT + .df() (what daily_betas does today); 'arrow': "
-        "beta_tables.read_returns (categorical symbols; a suggested change to the asset)",
+        help="with --path frames: 'asset': the earlier asset's SELECT ... ORDER BY + .df(); "
+        "'arrow': beta_tables.read_returns (categorical symbols)",
     )
     ap.add_argument(
         "--leaderboard-memory-limit",
         help="DuckDB memory_limit for the leaderboard query (default: DuckDB's, as the asset)",
     )
     for hidden in ("step", "out", "db_path", "which", "models_list", "start", "end",
-                   "overlap", "read", "memory_limit"):
+                   "overlap", "read", "path", "memory_limit"):
         ap.add_argument(f"--_{hidden}", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -696,7 +751,7 @@ def main() -> None:
             overlap = None if args._overlap in (None, "default") else args._overlap == "on"
             res = run(
                 db, args._which, args._models_list.split(","), args._start, args._end,
-                overlap=overlap, read=args._read or "asset",
+                overlap=overlap, read=args._read or "asset", path=args._path or "arrow",
             )
         elif args._step == "leaderboard":
             res = leaderboard(db, args._memory_limit or None)
@@ -724,7 +779,7 @@ def main() -> None:
     info: dict[str, Any] = {
         "stocks": n, "days": t, "models": args.models, "cores": os.cpu_count(),
         "duckdb": __import__("duckdb").__version__, "numpy": np.__version__,
-        "pandas": pd.__version__,
+        "pandas": pd.__version__, "path": args.path,
     }
     if args.reuse and db.exists():
         with warehouse.open_warehouse(db, read_only=True) as conn:
@@ -747,7 +802,7 @@ def main() -> None:
               flush=True)
         res = child(
             "run", db_path=db, which=which, models_list=args.models, start=start, end=end,
-            overlap=args.overlap, read=args.read,
+            overlap=args.overlap, read=args.read, path=args.path,
         )
         res["effective_cores_before"] = cores
         res["effective_cores_after"] = effective_cores()
@@ -816,7 +871,7 @@ def report(results: dict[str, Any], quick: bool) -> str:
         "",
         f"{info['stocks']:,} stocks × {info['days']:,} days ({s['rows']:,} observed return rows), "
         f"models {info['models']}; {info['cores']} cores; duckdb {info['duckdb']}, "
-        f"numpy {info['numpy']}, pandas {info['pandas']}.",
+        f"numpy {info['numpy']}, pandas {info['pandas']}; path `{info.get('path', 'frames')}`.",
         "",
         "| estimator set | output rows | total wall s | total CPU s | input rows/s | "
         "output rows/s | peak RSS GiB (VmHWM) | load avg start→end | effective cores "

@@ -454,6 +454,36 @@ def _arrow_chunk(table: Table, frame: pd.DataFrame):
     return pa.RecordBatchReader.from_batches(data.schema, drain())
 
 
+@dataclass
+class ArrowPiece:
+    """A piece for :func:`replace_window_chunks` as Arrow record batches made on demand (e.g.
+    cut from an estimator's arrays while DuckDB inserts them: no long frame is built).
+
+    ``batches`` yields ``pyarrow.RecordBatch`` es of ``schema``, whose names are the table's
+    columns in order; every row's partition column lies in [``first``, ``last``] (checked
+    before the insert, so a piece outside the window is refused without being made).
+    ``rows`` counts the rows the insert took (set once the piece is written)."""
+
+    batches: Iterable[object]
+    schema: object
+    first: pd.Timestamp
+    last: pd.Timestamp
+    label: str = ""
+    rows: int = 0
+
+    def reader(self):
+        """A one-pass RecordBatchReader over ``batches`` that counts ``rows``."""
+        import pyarrow as pa
+
+        def counted() -> Iterator[pa.RecordBatch]:
+            for batch in self.batches:
+                self.rows += batch.num_rows
+                yield batch
+            self.batches = ()  # drop the producer (and the arrays it holds) once drained
+
+        return pa.RecordBatchReader.from_batches(self.schema, counted())
+
+
 def _key_range(values: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Earliest and latest timestamp of a date column, NaT ignored (NaT when none): an
     int64 min/max for datetime64 columns instead of a 30 M-row ``pd.to_datetime``."""
@@ -516,7 +546,7 @@ def _bounded_buffer_pool(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
 def replace_window_chunks(
     conn: duckdb.DuckDBPyConnection,
     table_name: str,
-    frames: Iterable[pd.DataFrame],
+    frames: Iterable[pd.DataFrame | ArrowPiece],
     start: pd.Timestamp,
     end: pd.Timestamp,
     *,
@@ -527,8 +557,10 @@ def replace_window_chunks(
     and a failure half-way leaves the previous rows in place.
 
     Pieces whose columns are numbers, datetimes or Categoricals go to DuckDB as Arrow tables
-    (zero-copy; Categoricals as dictionaries), others through DuckDB's pandas scan. DuckDB's
-    buffer pool is capped at WRITE_BUFFER_LIMIT during the write (see there).
+    (zero-copy; Categoricals as dictionaries), others through DuckDB's pandas scan;
+    :class:`ArrowPiece` s stream their record batches (made while DuckDB inserts them; their
+    ``rows`` are counted). DuckDB's buffer pool is capped at WRITE_BUFFER_LIMIT during the
+    write (see there).
 
     ``overlap``: a piece is inserted by a helper thread while ``frames`` produces the next
     one (DuckDB works without the GIL), so the generator must not use ``conn`` nor modify
@@ -557,6 +589,7 @@ def replace_window_chunks(
             pending.pop().result()
 
     total = 0
+    arrow_pieces: list[ArrowPiece] = []
     try:
         with _bounded_buffer_pool(conn):
             conn.execute("BEGIN TRANSACTION")
@@ -566,6 +599,16 @@ def replace_window_chunks(
                     [lo.date(), hi.date()],
                 )
                 for frame in frames:
+                    if isinstance(frame, ArrowPiece):
+                        _check_arrow_piece(table, frame, lo, hi)
+                        settle()
+                        if pool is None:
+                            put(frame.reader())
+                        else:
+                            pending.append(pool.submit(put, frame.reader()))
+                        arrow_pieces.append(frame)
+                        del frame
+                        continue
                     missing = [c for c in table.column_names if c not in frame.columns]
                     if missing:
                         raise ValueError(f"frame for {table.name} lacks columns {missing}")
@@ -588,6 +631,7 @@ def replace_window_chunks(
                     del data, frame
                     total += n
                 settle()
+                total += sum(p.rows for p in arrow_pieces)
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(BaseException):
@@ -598,6 +642,20 @@ def replace_window_chunks(
         if pool is not None:
             pool.shutdown(wait=True)
     return total
+
+
+def _check_arrow_piece(
+    table: Table, piece: ArrowPiece, lo: pd.Timestamp, hi: pd.Timestamp
+) -> None:
+    """Refuse a piece whose columns are not the table's or whose rows may leave [lo, hi)."""
+    names = list(piece.schema.names)  # type: ignore[attr-defined]
+    if names != table.column_names:
+        raise ValueError(f"piece {piece.label!r} for {table.name} has columns {names}")
+    first, last = pd.Timestamp(piece.first), pd.Timestamp(piece.last)
+    if first < lo or last >= hi:
+        raise ValueError(
+            f"rows for {table.name} ({piece.label}) fall outside [{lo.date()}, {hi.date()})"
+        )
 
 
 def replace_keys(

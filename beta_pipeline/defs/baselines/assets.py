@@ -171,33 +171,32 @@ def daily_betas(
         config.kalman,
     )
     with warehouse_db.reader() as conn:
-        returns = conn.execute(
-            "SELECT date, symbol, ret_excess, mkt_excess FROM returns.daily WHERE date < ? "
-            "ORDER BY date, symbol",
-            [end.date()],
-        ).df()
+        # the rows of "SELECT date, symbol, ret_excess, mkt_excess FROM returns.daily WHERE
+        # date < end", pivoted once to (dates x symbols) without a long frame
+        returns = beta_tables.read_returns_wide(conn, end)
         market = warehouse.read_window(conn, "raw.market", None, end)
         stored = {m: _stored_params(conn, m) for m in config.models}
-    returns["date"] = pd.to_datetime(returns["date"])
+    calendar = returns.date_frame()
     meta: dict[str, object] = {}
     param_rows: list[pd.DataFrame] = []
-    counts: dict[str, int] = {}
+    written: list[warehouse.ArrowPiece] = []
 
     def pieces():
         for model in config.models:
-            factors = beta_tables.factor_frame(model, returns, market)
+            factors = beta_tables.factor_frame(model, calendar, market)
             if factors is None:
                 context.log.warning(f"daily_betas: no {model} factors in raw.market; skipped")
                 continue
-            panel = beta_tables.Panel.build(returns, factors)
+            panel = beta_tables.Panel.from_wide(returns, factors)
             tuned, rows, extra = _fit_params(panel, model, config, stored[model], specs)
             param_rows.append(rows)
             meta.update(extra)
             t0 = time.perf_counter()
-            for frame in beta_tables.estimate(panel, model, tuned, start, end):
-                key = f"{model}/{frame['estimator'].iloc[0]}"
-                counts[key] = len(frame)
-                yield frame
+            # one piece per estimator: its rows are cut from the estimator's arrays while
+            # DuckDB inserts them (overlapping the next estimator)
+            for piece in beta_tables.estimate_arrow(panel, model, tuned, start, end):
+                written.append(piece)
+                yield piece
             context.log.info(
                 f"daily_betas: {model} on {panel.y.shape[1]} symbols x {len(panel.dates)} days "
                 f"in {time.perf_counter() - t0:.1f}s"
@@ -207,6 +206,7 @@ def daily_betas(
         context.log.warning(f"daily_betas: no returns up to {label}; empty partition")
     with warehouse_db.writer() as conn:
         n = warehouse.replace_window_chunks(conn, "betas.daily", pieces(), start, end)
+        counts = {p.label: p.rows for p in written if p.rows}
         for rows in param_rows:
             if len(rows):
                 for (model, est), part in rows.groupby(["model", "estimator"]):
