@@ -1,6 +1,7 @@
 """NeuralBeta: synthetic scenarios, baselines, the Kalman study, model training (experiment x
 model partitions), evaluation with Table 1 and figures, and daily market betas/NBI weights."""
 
+import dataclasses
 import json
 import time
 import uuid
@@ -321,11 +322,9 @@ def neuralbeta_model(
     torch.set_num_threads(max(config.threads, 1))
     budget = get_budget(config.budget)
     if config.max_steps:
-        import dataclasses
-
         budget = dataclasses.replace(budget, max_steps=config.max_steps)
     run_id = f"{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    out_dir = artifacts.path("neuralbeta", experiment, model, run_id, "x").parent
+    out_dir = artifacts.path("neuralbeta", experiment, model, run_id, "best.ckpt").parent
     split: dict[str, object] = {}
     if experiment in E.SYNTHETIC_EXPERIMENTS:
         data = _load_scenario(artifacts, experiment)
