@@ -1,11 +1,13 @@
 """Partitioned jobs and their schedules, one job per partitioning.
 
-A run targets assets that share one partitions definition, so the pipeline has four
-jobs: ``static_job`` (unpartitioned reference data, e.g. the security master),
-``daily_job`` (weekday partitions), ``monthly_job`` (months) and ``analytics_job``
-(unpartitioned assets downstream of partitioned ones: leaderboards, SQL marts). The
-schedules run the latest partition of the daily and monthly jobs, and the analytics job
-after each.
+A run targets assets that share one partitions definition, so the pipeline has
+``static_job`` (unpartitioned reference data, e.g. the security master), ``daily_job``
+(weekday partitions), ``monthly_job`` (months), ``analytics_job`` (unpartitioned assets
+downstream of partitioned ones: leaderboards, SQL marts, evaluations), one job per other
+partitioning (``synthetic_scenarios_job``, ``synthetic_baselines_job``,
+``neuralbeta_model_job``), ``neuralbeta_daily_job`` (weekday assets that need a trained
+model) and one job per opt-in group (``crypto_job``). The schedules run the latest
+partition of the daily, NeuralBeta daily and monthly jobs, and the analytics job after them.
 """
 
 from __future__ import annotations
