@@ -8,9 +8,9 @@ import dagster as dg
 import pandas as pd
 
 
-def window(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> tuple[
-    pd.Timestamp, pd.Timestamp
-]:
+def window(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The run's partition time window [start, end) as naive timestamps.
 
     Works for one partition and for a single-run backfill of a range alike: assets never
@@ -64,18 +64,22 @@ def materialize_result(
     context: dg.AssetExecutionContext,
     metadata: dict[str, object],
     rich: dict[str, object] | None = None,
+    asset_key: str | dg.AssetKey | None = None,
 ) -> dg.MaterializeResult:
     """A result whose small ``metadata`` lands on every partition's materialization.
 
     Dagster copies a range run's metadata onto each partition's event (8,600 for a
     33-year weekday backfill), so previews and plots (``rich``) go on the materialization
     only for a single-partition run, and otherwise on ONE observation of the asset.
+    ``asset_key`` names the asset of a multi-asset (default: the context's one asset).
     """
     rich = rich or {}
+    key = dg.AssetKey.from_coercible(asset_key) if asset_key is not None else None
     if not context.has_partition_key_range or len(context.partition_keys) <= 1:
-        return dg.MaterializeResult(metadata={**metadata, **rich})
+        return dg.MaterializeResult(asset_key=key, metadata={**metadata, **rich})
     if rich:
         keys = context.partition_keys
         rich = {**rich, "partitions": f"{keys[0]}..{keys[-1]}"}
-        context.log_event(dg.AssetObservation(asset_key=context.asset_key, metadata=rich))
-    return dg.MaterializeResult(metadata=metadata)
+        observed = key if key is not None else context.asset_key
+        context.log_event(dg.AssetObservation(asset_key=observed, metadata=rich))
+    return dg.MaterializeResult(asset_key=key, metadata=metadata)

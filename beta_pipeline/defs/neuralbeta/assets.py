@@ -13,7 +13,13 @@ import torch
 
 from beta_pipeline.defs.partitions import DUCKDB_POOL, trailing, weekday_partitions
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
-from beta_pipeline.defs.util import partition_label, png_metadata, preview, window
+from beta_pipeline.defs.util import (
+    materialize_result,
+    partition_label,
+    png_metadata,
+    preview,
+    window,
+)
 from beta_pipeline.lib import neuralbeta_eval as E
 from beta_pipeline.lib import neuralbeta_market as M
 from beta_pipeline.lib import neuralbeta_plots as P
@@ -797,26 +803,13 @@ def neuralbeta_betas(
         "experiments_skipped": ", ".join(skipped_experiments) or "none",
     }
     rich = {"preview": preview(betas)}
-    yield materialize_result_for(context, "neuralbeta_betas", summary, rich)
-    yield materialize_result_for(
-        context, "nbi_weights", {"dagster/row_count": len(weights)}, {"preview": preview(weights)}
+    yield materialize_result(context, summary, rich, asset_key="neuralbeta_betas")
+    yield materialize_result(
+        context,
+        {"dagster/row_count": len(weights)},
+        {"preview": preview(weights)},
+        asset_key="nbi_weights",
     )
-
-
-def materialize_result_for(
-    context: dg.AssetExecutionContext, key: str, metadata: dict, rich: dict
-) -> dg.MaterializeResult:
-    """One asset's result of a multi-asset; rich metadata as in :func:`materialize_result`
-    (on the materialization for one partition, else on one observation)."""
-    if not context.has_partition_key_range or len(context.partition_keys) <= 1:
-        return dg.MaterializeResult(asset_key=key, metadata={**metadata, **rich})
-    keys = context.partition_keys
-    context.log_event(
-        dg.AssetObservation(
-            asset_key=key, metadata={**rich, "partitions": f"{keys[0]}..{keys[-1]}"}
-        )
-    )
-    return dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
 NEURALBETA_ASSETS = [
