@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from beta_pipeline.lib import neuralbeta_eval as E
 from beta_pipeline.lib import synthetic as S
 from beta_pipeline.lib import window_baselines as B
 from beta_pipeline.lib.neuralbeta_eval import MODELS, PAPER_TABLE1
@@ -85,21 +86,20 @@ def _override(value: str) -> Any:
 
 
 def baseline_rmses(
-    scenario: str, val: S.SyntheticData, test: S.SyntheticData, bayes: bool
+    scenario: str,
+    parts: dict[str, S.SyntheticData],
+    test: S.SyntheticData,
+    bayes: bool,
 ) -> dict[str, Any]:
-    """RMSE(y) and RMSE(beta) of OLS, tuned WLS, the Bayes reference and the oracle."""
-    xv, yv, xnv, ynv, _ = val.windows()
-    x, y, xn, yn, bn = test.windows()
-    hl, grid = B.tune_half_life(xv, yv, xnv, ynv)
-    betas = {"ols": B.ols_beta(x, y), "wls": B.ewls_beta(x, y, hl), "oracle": B.oracle_beta(bn)}
-    if bayes:
-        ref = {
-            "constant": B.bayes_constant_beta,
-            "stepwise": B.bayes_stepwise_beta,
-            "cyclical": B.bayes_cyclical_beta,
-        }[scenario]
-        betas["bayes"] = ref(x, y)
-    out: dict[str, Any] = {"half_life": hl, "half_life_grid_val_rmse": grid}
+    """RMSE(y) and RMSE(beta) of the baselines of ``neuralbeta_eval.synthetic_baselines``
+    (OLS, tuned WLS, Kalman, the Bayes reference, the oracle) on ``test``."""
+    betas, params = E.synthetic_baselines(scenario, parts["train"], parts["val"], test, bayes=bayes)
+    _, _, xn, yn, bn = test.windows()
+    out: dict[str, Any] = {
+        "half_life": params["wls_half_life"],
+        "half_life_grid_val_rmse": params["wls_grid_val_rmse"],
+        "kalman_params": params.get("kalman"),
+    }
     for name, beta in betas.items():
         out[name] = {"rmse_y": B.rmse_y(beta, xn, yn), "rmse_beta": B.rmse_beta(beta, bn)}
     return out
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         entry: dict[str, Any] = {"tests": {}, "training": {}}
         for tname, test in tests.items():
             t0 = time.perf_counter()
-            base = baseline_rmses(scenario, parts["val"], test, not args.no_bayes)
+            base = baseline_rmses(scenario, parts, test, not args.no_bayes)
             entry["tests"][tname] = {"n": test.n, "baselines": base, "models": {}}
             print(
                 f"[{scenario}/{tname}] baselines in {time.perf_counter() - t0:.0f}s, "
