@@ -29,7 +29,7 @@ from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse, PriceSo
 from beta_pipeline.lib import beta_tables as bt
 from beta_pipeline.lib.estimators import fit_kalman_panel
 from beta_pipeline.lib.warehouse import open_warehouse
-from beta_pipeline.settings import ensure_home
+from beta_pipeline_tests.test_defs_support import module_home
 
 SYMBOLS = ["AAPL", "JPM", "KO"]
 FIRST, BACKFILL_LAST, LAST = "2016-01-01", "2017-06-29", "2017-06-30"
@@ -116,13 +116,7 @@ def _warnings(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     root = tmp_path_factory.mktemp("baselines")
-    home = root / "bp_home"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BETA_PIPELINE_HOME", str(home))
-        mp.setenv("DAGSTER_HOME", str(home / "dagster_home"))
-        mp.delenv("BETA_PIPELINE_SOURCE", raising=False)
-        mp.delenv("BETA_PIPELINE_SQL_DIR", raising=False)
-        ensure_home()
+    with module_home(root / "bp_home"):
         warehouse, artifacts = root / "warehouse.duckdb", root / "artifacts"
         defs = _defs(warehouse, artifacts)
         instance = dg.DagsterInstance.ephemeral()

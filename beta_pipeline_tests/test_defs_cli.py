@@ -9,8 +9,7 @@ import dagster as dg
 import pytest
 
 from beta_pipeline.cli import main
-from beta_pipeline.settings import ensure_home
-from beta_pipeline_tests.test_defs_support import query
+from beta_pipeline_tests.test_defs_support import module_home, query
 
 START, END = "2020-01-06", "2020-01-17"
 
@@ -23,12 +22,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     DAGSTER_HOME), module-scoped so that the three CLI runs happen once.
     """
     root = tmp_path_factory.mktemp("cli") / "bp_home"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BETA_PIPELINE_HOME", str(root))
-        mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-        mp.delenv("BETA_PIPELINE_SOURCE", raising=False)
-        mp.delenv("BETA_PIPELINE_CSV_CONFIG", raising=False)
-        ensure_home()
+    with module_home(root):
         code = main(
             ["run", "--start", START, "--end", END, "--select", "group:ingestion,group:returns"]
         )

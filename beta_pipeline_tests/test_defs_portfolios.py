@@ -10,7 +10,6 @@ their own copy of that warehouse."""
 from __future__ import annotations
 
 import shutil
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +27,8 @@ from beta_pipeline.definitions import build_definitions
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse, PriceSourceResource
 from beta_pipeline.lib import sorts
 from beta_pipeline.lib.warehouse import open_warehouse
-from beta_pipeline.settings import ensure_home
 from beta_pipeline_tests.conftest import shared_data_dir
+from beta_pipeline_tests.test_defs_support import module_home, write_shared_slices
 
 DAILY_FIRST, DAILY_LAST = "2018-08-01", "2019-04-30"
 MONTH_FIRST, MONTH_LAST = "2018-08-01", "2019-04-01"
@@ -127,13 +126,7 @@ def _materialization(result: dg.ExecuteInProcessResult, key: str):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     root = tmp_path_factory.mktemp("portfolios")
-    home = root / "bp_home"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BETA_PIPELINE_HOME", str(home))
-        mp.setenv("DAGSTER_HOME", str(home / "dagster_home"))
-        mp.delenv("BETA_PIPELINE_SOURCE", raising=False)
-        mp.delenv("BETA_PIPELINE_SQL_DIR", raising=False)
-        ensure_home()
+    with module_home(root / "bp_home"):
         warehouse, artifacts = root / "warehouse.duckdb", root / "artifacts"
         defs = _defs(warehouse, artifacts)
         results = {
@@ -345,36 +338,7 @@ def kaggle_config(shared_data: Path, tmp_path: Path) -> Path:
     in the files' own layouts, with a csv-source config reading them."""
     if not all((shared_data / f).is_file() for f in KAGGLE_FILES):
         pytest.skip("the Kaggle, ^GSPC or FF3 file is missing from ../shared/data")
-    lo, hi = "2016-11-01", KAGGLE_LAST
-    stocks = pd.read_csv(shared_data / "all_stocks_5yr.csv.gz", dtype={"date": str})
-    stocks[stocks["date"].between(lo, hi)].to_csv(tmp_path / "stocks.csv", index=False)
-    gspc = pd.read_csv(shared_data / "gspc_daily.csv.gz", dtype={"Date": str})
-    gspc[gspc["Date"].between(lo, hi)].to_csv(tmp_path / "gspc.csv", index=False)
-    ff3 = pd.read_csv(shared_data / "ff3_daily.csv.gz", dtype={"date": str})
-    ff3[ff3["date"].between(lo, hi)].to_csv(tmp_path / "ff3.csv", index=False)
-    config = tmp_path / "kaggle.yaml"
-    config.write_text(textwrap.dedent(
-        """
-        version: 1
-        universes:
-          equity:
-            - path: stocks.csv
-              layout: long
-              date_format: "%Y-%m-%d"
-              columns: {date: date, symbol: Name, open: open, high: high, low: low,
-                        close: close, adj_close: null, volume: volume}
-        market:
-          - path: ff3.csv
-            date_format: "%Y-%m-%d"
-            units: percent
-            series: {mkt_rf: Mkt-RF, smb: SMB, hml: HML, rf: RF}
-          - path: gspc.csv
-            columns: {date: Date}
-            date_format: "%Y-%m-%d"
-            series: {mkt_level: Adj Close}
-        """
-    ).lstrip())
-    return config
+    return write_shared_slices(shared_data, tmp_path, [("2016-11-01", KAGGLE_LAST)])
 
 
 def test_kaggle_file_sorts_into_deciles(kaggle_config: Path, tmp_path: Path, home: Path):

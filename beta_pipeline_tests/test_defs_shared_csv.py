@@ -5,7 +5,6 @@ while every error-severity check passes. Skipped when ../shared/data is absent."
 from __future__ import annotations
 
 import re
-import textwrap
 from pathlib import Path
 
 import dagster as dg
@@ -13,7 +12,14 @@ import pandas as pd
 import pytest
 
 from beta_pipeline_tests.conftest import shared_data_dir
-from beta_pipeline_tests.test_defs_support import build, evaluations, meta_text, query, run
+from beta_pipeline_tests.test_defs_support import (
+    build,
+    evaluations,
+    meta_text,
+    query,
+    run,
+    write_shared_slices,
+)
 
 DATA = shared_data_dir()
 FILES = ("all_stocks_5yr.csv.gz", "gspc_daily.csv.gz", "ff3_daily.csv.gz")
@@ -42,47 +48,9 @@ def slice_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     in the files' own layouts, and a YAML config of the csv source reading them."""
     assert DATA is not None
     folder = tmp_path_factory.mktemp("shared_slice")
-
-    def in_slices(dates: pd.Series) -> pd.Series:
-        keep = pd.Series(False, index=dates.index)
-        for lo, hi in SLICES:
-            keep |= dates.between(lo, hi)
-        return keep
-
-    stocks = pd.read_csv(DATA / "all_stocks_5yr.csv.gz", dtype={"date": str, "Name": str})
-    stocks = stocks.loc[stocks["Name"].isin(SYMBOLS) & in_slices(stocks["date"])]
-    assert set(stocks["Name"]) == set(SYMBOLS)
-    stocks.to_csv(folder / "stocks.csv", index=False)
-    gspc = pd.read_csv(DATA / "gspc_daily.csv.gz", dtype={"Date": str})
-    gspc.loc[in_slices(gspc["Date"])].to_csv(folder / "gspc.csv", index=False)
-    ff3 = pd.read_csv(DATA / "ff3_daily.csv.gz", dtype={"date": str})
-    ff3.loc[in_slices(ff3["date"])].to_csv(folder / "ff3.csv", index=False)
-
-    config = folder / "shared_slice.yaml"
-    config.write_text(
-        textwrap.dedent(
-            """
-            version: 1
-            description: slices of shared/data (Kaggle S&P 500, ^GSPC, FF3 daily)
-            universes:
-              equity:
-                - path: stocks.csv
-                  layout: long
-                  date_format: "%Y-%m-%d"
-                  columns: {date: date, symbol: Name, open: open, high: high, low: low,
-                            close: close, adj_close: null, volume: volume}
-            market:
-              - path: ff3.csv
-                date_format: "%Y-%m-%d"
-                units: percent
-                series: {mkt_rf: Mkt-RF, smb: SMB, hml: HML, rf: RF}
-              - path: gspc.csv
-                columns: {date: Date}
-                date_format: "%Y-%m-%d"
-                series: {mkt_level: Adj Close}
-            """
-        ).lstrip()
-    )
+    config = write_shared_slices(DATA, folder, SLICES, SYMBOLS)
+    written = pd.read_csv(folder / "stocks.csv", usecols=["Name"])
+    assert set(written["Name"]) == set(SYMBOLS)
     return config
 
 

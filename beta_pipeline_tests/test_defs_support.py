@@ -8,14 +8,16 @@ run does not depend on other domains' assets sharing the same jobs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pytest
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -24,6 +26,7 @@ from dagster._core.storage.tags import (
 from beta_pipeline.definitions import ASSETS, build_definitions
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse, PriceSourceResource
 from beta_pipeline.lib.warehouse import TABLES, open_warehouse
+from beta_pipeline.settings import ensure_home
 
 #: Groups whose assets the runs of these tests materialize.
 GROUPS = ("ingestion", "returns")
@@ -233,3 +236,68 @@ def csv_config(folder: Path, prices_file: str, market_file: str, name: str = "cf
         ).lstrip()
     )
     return path
+
+
+@contextlib.contextmanager
+def module_home(home: Path) -> Iterator[Path]:
+    """A fresh BETA_PIPELINE_HOME and DAGSTER_HOME at ``home`` for a module-scoped fixture
+    (conftest's ``home`` fixture is per test)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BETA_PIPELINE_HOME", str(home))
+        mp.setenv("DAGSTER_HOME", str(home / "dagster_home"))
+        for var in ("BETA_PIPELINE_SOURCE", "BETA_PIPELINE_CSV_CONFIG", "BETA_PIPELINE_SQL_DIR"):
+            mp.delenv(var, raising=False)
+        ensure_home()
+        yield home
+
+
+#: csv-source config of the slices written by :func:`write_shared_slices`.
+SHARED_SLICE_CONFIG = """
+version: 1
+description: slices of shared/data (Kaggle S&P 500, ^GSPC, FF3 daily)
+universes:
+  equity:
+    - path: stocks.csv
+      layout: long
+      date_format: "%Y-%m-%d"
+      columns: {date: date, symbol: Name, open: open, high: high, low: low,
+                close: close, adj_close: null, volume: volume}
+market:
+  - path: ff3.csv
+    date_format: "%Y-%m-%d"
+    units: percent
+    series: {mkt_rf: Mkt-RF, smb: SMB, hml: HML, rf: RF}
+  - path: gspc.csv
+    columns: {date: Date}
+    date_format: "%Y-%m-%d"
+    series: {mkt_level: Adj Close}
+"""
+
+
+def write_shared_slices(
+    data: Path,
+    folder: Path,
+    windows: Sequence[tuple[str, str]],
+    symbols: Sequence[str] | None = None,
+) -> Path:
+    """The Kaggle stocks (all, or ``symbols``), ^GSPC and daily FF3 inside the inclusive
+    date ``windows``, as CSVs in the files' own layouts under ``folder``, and the csv-source
+    config reading them (returned)."""
+
+    def keep(dates: pd.Series) -> pd.Series:
+        inside = pd.Series(False, index=dates.index)
+        for lo, hi in windows:
+            inside |= dates.between(lo, hi)
+        return inside
+
+    stocks = pd.read_csv(data / "all_stocks_5yr.csv.gz", dtype={"date": str, "Name": str})
+    if symbols is not None:
+        stocks = stocks.loc[stocks["Name"].isin(list(symbols))]
+    stocks.loc[keep(stocks["date"])].to_csv(folder / "stocks.csv", index=False)
+    gspc = pd.read_csv(data / "gspc_daily.csv.gz", dtype={"Date": str})
+    gspc.loc[keep(gspc["Date"])].to_csv(folder / "gspc.csv", index=False)
+    ff3 = pd.read_csv(data / "ff3_daily.csv.gz", dtype={"date": str})
+    ff3.loc[keep(ff3["date"])].to_csv(folder / "ff3.csv", index=False)
+    config = folder / "shared_slice.yaml"
+    config.write_text(SHARED_SLICE_CONFIG.lstrip())
+    return config
