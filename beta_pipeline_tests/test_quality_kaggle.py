@@ -139,6 +139,12 @@ def test_prices_of_the_real_file(prices):
     assert set(gaps.rows["symbol"]) == {"DHR", "ES", "O"}
     assert set(gaps.rows["date"]) == {pd.Timestamp("2015-03-06")}
     assert outcomes["prices_coverage"].passed and outcomes["prices_stale"].passed
+    # on the XNYS calendar: a row on every session, none on a holiday ...
+    assert outcomes["prices_missing_sessions"].passed and outcomes["prices_holiday_rows"].passed
+    # ... and 21 one- to three-session holes of single names (warnings, not errors)
+    holes = outcomes["prices_missing_symbol_days"]
+    assert not holes.passed and holes.severity == "warn" and holes.n_rows == 21
+    assert {("BMY", "2013-04-26"), ("O", "2014-07-02"), ("DHR", "2016-04-04")} <= _flagged(holes)
     records = outcomes_to_records(outcomes.values(), "raw_prices", "all")
     assert len(records) == len(outcomes)
     assert elapsed < 15.0, f"check_prices took {elapsed:.1f}s on 619k rows"

@@ -103,7 +103,7 @@ def test_validation_prints_no_progress_bars(capfd):
 
     prices = pd.DataFrame(
         {
-            "date": pd.bdate_range("2024-01-01", periods=5),
+            "date": pd.bdate_range("2024-01-02", periods=5),  # sessions: no holiday
             "symbol": "AAA",
             "close": [1.0, 2.0, 3.0, 4.0, 5.0],
             "adj_close": [1.0, 2.0, 3.0, 4.0, 5.0],

@@ -91,7 +91,7 @@ def test_market(src: EmbeddedSource):
         assert cov.loc[f"{etf}_level", "size"] == 2264
     assert cov.loc["wti_level", "max"] == T("2019-01-03")
     assert cov.loc["nasdaq_level", "min"] == T("1999-01-04")
-    assert cov.loc["rf", "min"] == T("1990-01-01") and cov.loc["rf", "max"] == T("2022-12-30")
+    assert cov.loc["rf", "min"] == T("1990-01-02") and cov.loc["rf", "max"] == T("2022-12-30")
     lv = m[m["series"].str.endswith("_level")]
     assert (lv["value"] > 0).all()
     # every trading day of the index has an rf
@@ -118,7 +118,7 @@ def test_daily_rf_helper():
     assert carried == ["2020-03"]
     assert daily["date"].dt.dayofweek.max() <= 4
     jan = daily[daily["date"].dt.month == 1]["value"]
-    assert len(jan) == 23 and np.prod(1 + jan) - 1 == pytest.approx(0.01)
+    assert len(jan) == 21 and np.prod(1 + jan) - 1 == pytest.approx(0.01)
 
 
 def test_monthly_factors(src: EmbeddedSource):

@@ -185,3 +185,161 @@ def test_with_real_bars_from_shared_data(monkeypatch):
     with pytest.raises(DataValidationError) as info:
         strict.load_prices("2020-04-01", "2020-05-01", universe="cross_asset")
     assert info.value.rule == "non_positive_price" and info.value.symbol == "CL=F"
+
+
+# --- the exchange calendar: holidays, missing tickers, the default range -------------------
+
+#: Independence Day week 2024: Thursday 2024-07-04 is a holiday, 2024-07-03 a half day.
+JULY = ["2024-07-01", "2024-07-02", "2024-07-03", "2024-07-05", "2024-07-08"]
+#: After the close of Monday 2024-07-08: every day of JULY is complete.
+AFTER = pd.Timestamp("2024-07-08 18:00", tz="America/New_York")
+
+
+@pytest.fixture
+def july_bars(tmp_path: Path) -> dict[str, pd.DataFrame]:
+    aaa = [(d, 10, 11, 9, 10.0 + i, 10.0 + i, 100) for i, d in enumerate(JULY)]
+    bbb = [(d, 50, 51, 49, 50.0 + i, 50.0 + i, 100) for i, d in enumerate(JULY) if d != JULY[3]]
+    gspc = [(d, 5500, 5550, 5450, 5500.0 + i, 5500.0 + i, 0) for i, d in enumerate(JULY)]
+    irx = [(d, 5.2, 5.2, 5.2, 5.2, 5.2, 0) for d in JULY]
+    out = {}
+    for ticker, rows in (("AAA", aaa), ("BBB", bbb), ("^GSPC", gspc), ("^IRX", irx)):
+        out[ticker] = read_bars(bars_file(tmp_path, ticker, rows))
+    return out
+
+
+def july_source(bars: dict[str, pd.DataFrame], calls: list[dict], now=AFTER) -> YFinanceSource:
+    return YFinanceSource(
+        download=make_stub(bars, "ticker", calls),
+        universes={"equity": ["AAA", "BBB"]},
+        clock=lambda: now,
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "end"), [("2024-07-04", "2024-07-05"), ("2024-07-06", "2024-07-08")]
+)
+def test_window_without_a_session_is_empty_and_downloads_nothing(july_bars, start, end):
+    calls: list[dict] = []
+    src = july_source(july_bars, calls)
+    px = src.load_prices(start, end)
+    assert px.empty and list(px.columns) == list(PRICE_COLUMNS)
+    assert src.load_market(start, end).empty
+    assert src.load_market_monthly(start, end).empty
+    assert calls == []
+
+
+def test_a_session_loads(july_bars):
+    calls: list[dict] = []
+    px = july_source(july_bars, calls).load_prices("2024-07-03", "2024-07-04")
+    assert sorted(px["symbol"]) == ["AAA", "BBB"] and set(px["date"]) == {T("2024-07-03")}
+    assert calls[0]["start"] == "2024-07-03" and calls[0]["end"] == "2024-07-04"
+
+
+def test_one_ticker_missing_on_a_session_warns_and_the_check_names_it(july_bars, caplog):
+    from beta_pipeline.lib.quality import check_prices
+
+    src = july_source(july_bars, [])
+    with caplog.at_level("WARNING", logger="beta_pipeline.lib.sources.yahoo"):
+        day = src.load_prices("2024-07-05", "2024-07-06")
+    assert list(day["symbol"]) == ["AAA"]
+    assert "BBB" in caplog.text and "2024-07-05" in caplog.text
+    # the quality check of that session (with its neighbours as context) names BBB
+    context = src.load_prices("2024-07-01", "2024-07-09")
+    out = {o.check_name: o for o in check_prices(context, scope=("2024-07-05", "2024-07-06"))}
+    holes = out["prices_missing_symbol_days"]
+    assert not holes.passed and holes.severity == "warn"
+    assert "BBB 2024-07-05" in holes.details
+    assert not any(o.is_error for o in out.values())
+
+
+def test_ticker_absent_longer_than_a_gap_is_unknown(july_bars):
+    june = july_bars["AAA"].iloc[[0]].set_axis(pd.DatetimeIndex([T("2024-06-28")], name="Date"))
+    aaa = pd.concat([june, july_bars["AAA"]])  # six sessions with data
+    bars = {**july_bars, "AAA": aaa, "BBB": july_bars["BBB"].iloc[0:0]}
+    with pytest.raises(DataValidationError) as info:
+        july_source(bars, []).load_prices("2024-06-01", "2024-07-09")
+    assert info.value.rule == "unknown_ticker" and info.value.symbol == "BBB"
+    # five days of the others' data (a week) are not enough to call it unknown
+    five = july_source(bars, []).load_prices("2024-07-01", "2024-07-09")
+    assert set(five["symbol"]) == {"AAA"} and len(five) == 5
+
+
+def test_no_data_at_all_on_sessions_is_a_clear_error(july_bars):
+    calls: list[dict] = []
+    src = july_source(july_bars, calls, now=pd.Timestamp("2024-07-12 18:00", tz="UTC"))
+    with pytest.raises(DataValidationError) as info:
+        src.load_prices("2024-07-09", "2024-07-11")  # sessions, but nothing published
+    err = info.value
+    assert err.rule == "no_data" and "2024-07-09..2024-07-10" in str(err)
+    assert "not yet published" in str(err) and len(calls) == 1
+    with pytest.raises(DataValidationError) as market:
+        src.load_market("2024-07-09", "2024-07-11")
+    assert market.value.rule == "no_data"
+
+
+def test_incomplete_sessions_are_not_loaded(july_bars):
+    calls: list[dict] = []
+    during = pd.Timestamp("2024-07-05 11:00", tz="America/New_York")
+    src = july_source(july_bars, calls, now=during)
+    with pytest.raises(DataValidationError) as info:
+        src.load_prices("2024-07-05", "2024-07-06")
+    assert info.value.rule == "no_data" and "not closed" in str(info.value) and calls == []
+    week = src.load_prices("2024-07-01", "2024-07-06")
+    assert week["date"].max() == T("2024-07-03")  # Friday's bar is intraday at 11:00
+    assert src.load_market("2024-07-01", "2024-07-06")["date"].max() == T("2024-07-03")
+
+
+@pytest.mark.parametrize(
+    ("now", "last"),
+    [
+        ("2024-07-04 12:00", "2024-07-03"),  # the holiday: the half day before it
+        ("2024-07-05 15:59", "2024-07-03"),  # Friday before its close
+        ("2024-07-05 16:00", "2024-07-05"),
+        ("2024-07-07 10:00", "2024-07-05"),  # Sunday
+    ],
+)
+def test_describe_gives_the_default_range(july_bars, now, last):
+    moment = pd.Timestamp(now, tz="America/New_York")
+    d = july_source(july_bars, []).describe(now=moment)
+    equity = d["prices"]["equity"]
+    assert equity["first_date"] == "2000-01-01" and equity["last_date"] == last
+    assert d["prices"]["cross_asset"] == {
+        "configured": True,
+        "symbols": ["DX-Y.NYB", "EURUSD=X", "GC=F", "GLD", "CL=F", "NG=F", "XLE", "SPY"],
+        "first_date": "2000-01-01",
+        "last_date": last,
+        "calendar": "weekdays",
+    }
+    crypto_last = moment.tz_convert("UTC").tz_localize(None).normalize() - pd.Timedelta("1D")
+    assert d["prices"]["crypto"]["last_date"] == str(crypto_last.date())
+    # the clock is the default for now=, and start= sets first_date
+    later = YFinanceSource(
+        download=make_stub(july_bars, "ticker", []), start="2015-06-01", clock=lambda: moment
+    )
+    assert later.describe()["prices"]["equity"]["first_date"] == "2015-06-01"
+    assert later.describe()["prices"]["equity"]["last_date"] == last
+
+
+def test_every_source_describes_first_and_last_date(july_bars, tmp_path):
+    """The CLI's default range reads describe()["prices"]["equity"][first_date/last_date]."""
+    csv = write(
+        tmp_path / "p.csv",
+        "date,symbol,close\n2024-07-03,AAA,1.0\n2024-07-05,AAA,1.1\n",
+    )
+    cfg = write(tmp_path / "c.yaml", f"version: 1\nuniverses:\n  equity:\n    - path: {csv}\n")
+    sources = {
+        "yfinance": july_source(july_bars, []),
+        "csv": make_source("csv", str(cfg)),
+        "embedded": make_source("embedded"),
+    }
+    for kind, src in sources.items():
+        d = src.describe()
+        for universe, entry in d["prices"].items():
+            assert {"configured", "first_date", "last_date"} <= set(entry), (kind, universe)
+            if not entry["configured"]:
+                assert entry["first_date"] is None and entry["last_date"] is None
+        equity = d["prices"]["equity"]
+        assert pd.Timestamp(equity["first_date"]) <= pd.Timestamp(equity["last_date"]), kind
+    csv_eq = sources["csv"].describe()["prices"]["equity"]
+    assert (csv_eq["first_date"], csv_eq["last_date"]) == ("2024-07-03", "2024-07-05")
+    assert csv_eq["calendar"]["missing_sessions"] == 0  # 2024-07-04 is a holiday

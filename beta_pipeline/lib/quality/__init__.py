@@ -18,6 +18,8 @@ from beta_pipeline.lib.quality.outcome import (
     rows_to_markdown,
 )
 from beta_pipeline.lib.quality.prices import (
+    EXCHANGE_CALENDAR_CLASSES,
+    MAX_GAP_SESSIONS,
     MAX_GAP_WEEKDAYS,
     MIN_COVERAGE,
     PRICE_CHECKS,
@@ -40,8 +42,10 @@ from beta_pipeline.lib.quality.returns import (
 
 __all__ = [
     "CHECK_RESULT_COLUMNS",
+    "EXCHANGE_CALENDAR_CLASSES",
     "JUMP",
     "MARKET_MOVE",
+    "MAX_GAP_SESSIONS",
     "MAX_GAP_WEEKDAYS",
     "MAX_ROWS_KEPT",
     "MIN_COVERAGE",

@@ -6,9 +6,13 @@ A source turns its inputs into the canonical frames of :mod:`beta_pipeline.lib.s
 - ``load_market`` -> ``MARKET_COLUMNS`` (daily ``date, series, value``)
 - ``load_market_monthly`` -> ``MONTHLY_MARKET_COLUMNS`` (``month`` = first day of the month)
 - ``securities`` -> ``SECURITY_COLUMNS``
-- ``describe`` -> a JSON-friendly coverage dict
+- ``describe`` -> a JSON-friendly coverage dict; every source gives each universe of
+  ``describe()["prices"]`` the keys ``configured``, ``first_date`` and ``last_date``
+  (``None`` when not configured): the CLI's default range is the equity ones.
 
-Windows are half-open ``[start, end)`` on the date (or the month) column.
+Windows are half-open ``[start, end)`` on the date (or the month) column. A window
+without any trading session (a holiday, a weekend) simply has no rows: an empty frame,
+never an error.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from beta_pipeline.lib import calendar
 from beta_pipeline.lib.errors import DataValidationError
 from beta_pipeline.lib.schema import (
     MARKET_COLUMNS,
@@ -179,16 +184,53 @@ def _preview(items: list[str], n: int = 12) -> str:
     return ", ".join(items[:n]) + f", ... ({len(items)} in all)"
 
 
-def coverage_prices(frame: pd.DataFrame) -> dict[str, Any]:
-    """Coverage summary of a canonical price frame for describe()."""
+def calendar_coverage(dates: Iterable[Any], shown: int = 5) -> dict[str, Any]:
+    """How a set of dates sits on the XNYS calendar between its first and last date:
+    sessions without any date (``missing_sessions``) and dates that are no session
+    (``non_session_dates``: weekends, holidays), counts and the first ``shown``."""
+    values = dates if isinstance(dates, pd.Series) else pd.Series(list(dates))
+    stamps = pd.to_datetime(values).dropna()
+    days = pd.DatetimeIndex(stamps.dt.normalize().unique()).sort_values()
+    if len(days) == 0:
+        expected = missing = extra = pd.DatetimeIndex([])
+    else:
+        expected = calendar.sessions(days[0], days[-1])
+        missing, extra = expected.difference(days), days.difference(expected)
+    return {
+        "exchange": calendar.EXCHANGE,
+        "sessions": int(len(expected)),
+        "missing_sessions": int(len(missing)),
+        "missing_first": [_d(d) for d in missing[:shown]],
+        "non_session_dates": int(len(extra)),
+        "non_session_first": [_d(d) for d in extra[:shown]],
+    }
+
+
+def unconfigured(**extra: Any) -> dict[str, Any]:
+    """The ``describe()["prices"][universe]`` entry of a universe a source does not have."""
+    return {"configured": False, "first_date": None, "last_date": None, **extra}
+
+
+def coverage_prices(frame: pd.DataFrame, exchange_calendar: bool = False) -> dict[str, Any]:
+    """Coverage summary of a canonical price frame for describe(); with
+    ``exchange_calendar`` also its ``calendar_coverage`` (equity universes)."""
+    cal = {"calendar": calendar_coverage(frame["date"])} if exchange_calendar else {}
     if frame.empty:
-        return {"rows": 0, "n_symbols": 0, "symbols": {}, "first_date": None, "last_date": None}
+        return {
+            "rows": 0,
+            "n_symbols": 0,
+            "symbols": {},
+            "first_date": None,
+            "last_date": None,
+            **cal,
+        }
     g = frame.groupby("symbol", sort=True)["date"].agg(["min", "max", "size"])
     return {
         "rows": int(len(frame)),
         "n_symbols": int(len(g)),
         "first_date": _d(frame["date"].min()),
         "last_date": _d(frame["date"].max()),
+        **cal,
         "symbols": {
             str(sym): {
                 "first_date": _d(r["min"]),

@@ -32,6 +32,7 @@ from beta_pipeline.lib.sources.base import (
     coverage_prices,
     not_configured,
     security_frame,
+    unconfigured,
 )
 from beta_pipeline.lib.sources.cache import cached_file
 from beta_pipeline.lib.sources.config import SourceConfig, load_config
@@ -152,9 +153,9 @@ class CsvSource(BaseSource):
         for universe in ("equity", "crypto", "cross_asset"):
             specs = self.config.universes.get(universe)
             if not specs:
-                prices[universe] = {"configured": False}
+                prices[universe] = unconfigured()
                 continue
-            cov = coverage_prices(self._prices(universe))
+            cov = coverage_prices(self._prices(universe), exchange_calendar=universe == "equity")
             prices[universe] = {"configured": True, "files": [str(s.path) for s in specs], **cov}
         market, minfo = self._series(False)
         monthly, mminfo = self._series(True)

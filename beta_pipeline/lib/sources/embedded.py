@@ -14,15 +14,16 @@ prices (equity)   ``skfolio.datasets.load_sp500_dataset()``       20 stocks AAPL
                   open/high/low/volume are NaN, close =           LLY MRK MSFT PEP PFE PG
                   adj_close)                                      RRC UNH WMT XOM,
                                                                   1990-01-02 .. 2022-12-28,
-                                                                  8,313 days, no gaps
+                                                                  8,313 days: every XNYS
+                                                                  session, none else
 mkt_level         ``skfolio.datasets.load_sp500_index()``         1990-01-02 .. 2022-12-28
 mtum/qual/size/   ``skfolio.datasets.load_factors_dataset()``     2014-01-02 .. 2022-12-28
 usmv/vlue_level   (iShares MSCI USA factor ETFs, adjusted)
 nasdaq_level      ``arch.data.nasdaq.load()`` Adj Close           1999-01-04 .. 2018-12-31
 wti_level         ``arch.data.wti.load()`` (FRED DCOILWTICO spot;  1986-01-02 .. 2019-01-03
                   290 empty holiday rows dropped)
-rf (daily)        derived from the monthly RF below (see next)    every weekday
-                                                                  1990-01-01 .. 2022-12-30
+rf (daily)        derived from the monthly RF below (see next)    every XNYS session
+                                                                  1990-01-02 .. 2022-12-30
 monthly mkt_rf,   ``arch/data/frenchdata/frenchdata.csv.gz`` (Ken  1926-07 .. 2018-11
 smb, hml, rf      French's F-F_Research_Data_Factors, percent ->
                   decimal). Read directly: ``arch.data.frenchdata.load()`` parses the
@@ -32,11 +33,10 @@ cross_asset       ``universe_not_configured``                     universe_not_c
 ================  ==============================================  ========================
 
 Daily risk-free rate: the month's RF (decimal, a simple return over the month) is spread
-over the month's weekdays (Mon-Fri, holidays included) with compounding,
-``rf_d = (1 + rf_m) ** (1 / n_weekdays) - 1``, so compounding rf_d over all weekdays of the
-month gives rf_m exactly (over the ~21 trading days only, about 95 % of it: < 1 bp a month).
-Ken French builds his daily RF the same way over trading days. The monthly RF ends in
-2018-11 while prices run to 2022-12: for 2018-12 .. 2022-12 the last monthly value
+over the month's XNYS sessions (``lib.calendar``: no rf on a holiday, which is no partition)
+with compounding, ``rf_d = (1 + rf_m) ** (1 / n_sessions) - 1``, so compounding rf_d over the
+month's trading days gives rf_m exactly, as Ken French builds his daily RF. The monthly RF
+ends in 2018-11 while prices run to 2022-12: for 2018-12 .. 2022-12 the last monthly value
 (0.18 %, i.e. 2018-11) is carried forward. ``describe()["market"]["rf_carried_forward"]``
 flags those months; real T-bill rates were ~0.2 %/month in 2019, ~0 in 2020-21 and rose
 through 2022, so excess returns in those months are approximate. Use the ``csv`` source
@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from beta_pipeline.lib import calendar
 from beta_pipeline.lib.sources.base import (
     BaseSource,
     canonical_market,
@@ -64,6 +65,7 @@ from beta_pipeline.lib.sources.base import (
     coverage_prices,
     not_configured,
     security_frame,
+    unconfigured,
 )
 from beta_pipeline.lib.sources.cache import cached_value
 from beta_pipeline.lib.sources.securities import lookup_securities
@@ -142,12 +144,12 @@ def _arch_level(module: str, column: str) -> pd.Series:
 def daily_rf_from_monthly(
     monthly_rf: pd.Series, start: pd.Timestamp, end: pd.Timestamp
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Spread monthly simple rates over each month's weekdays in [start, end].
+    """Spread monthly simple rates over each month's XNYS sessions in [start, end].
 
     ``monthly_rf`` is indexed by month start. Months after its last one carry its last value
     forward; returns the daily frame (date, value) and the carried-forward months.
     """
-    days = pd.bdate_range(start, end)  # Mon-Fri
+    days = calendar.sessions(start, end)
     months = days.to_period("M").to_timestamp()
     known = monthly_rf.sort_index()
     rate = known.reindex(months.unique())
@@ -236,10 +238,10 @@ class EmbeddedSource(BaseSource):
                     "configured": True,
                     "from": "skfolio.datasets.load_sp500_dataset (daily adjusted closes)",
                     "fields": "adj_close only; close = adj_close; open/high/low/volume NaN",
-                    **coverage_prices(self._prices("equity")),
+                    **coverage_prices(self._prices("equity"), exchange_calendar=True),
                 },
-                "crypto": {"configured": False, "hint": _HINTS["crypto"]},
-                "cross_asset": {"configured": False, "hint": _HINTS["cross_asset"]},
+                "crypto": unconfigured(hint=_HINTS["crypto"]),
+                "cross_asset": unconfigured(hint=_HINTS["cross_asset"]),
             },
             "market": {
                 **coverage_market(self._market()),
@@ -251,8 +253,8 @@ class EmbeddedSource(BaseSource):
                     },
                     "nasdaq_level": "arch.data.nasdaq (Adj Close)",
                     "wti_level": "arch.data.wti (FRED DCOILWTICO)",
-                    "rf": "monthly RF of arch/data/frenchdata spread over weekdays: "
-                    "(1 + rf_m) ** (1 / n_weekdays) - 1",
+                    "rf": "monthly RF of arch/data/frenchdata spread over XNYS sessions: "
+                    "(1 + rf_m) ** (1 / n_sessions) - 1",
                 },
                 "rf_carried_forward": {
                     "months": carried,
