@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 from beta_pipeline.defs.baselines.assets import daily_betas, hedging_performance, monthly_betas
+from beta_pipeline.defs.automation import with_automation
 from beta_pipeline.defs.crypto import CRYPTO_ASSETS, CRYPTO_CHECKS
 from beta_pipeline.defs.ingestion.assets import (
     raw_market,
@@ -19,10 +20,11 @@ from beta_pipeline.defs.portfolios.assets import PORTFOLIO_ASSETS
 from beta_pipeline.defs.quality.checks import QUALITY_CHECKS
 from beta_pipeline.defs.resources import default_resources
 from beta_pipeline.defs.returns.assets import daily_returns_asset, monthly_returns_asset
-from beta_pipeline.defs.schedules import build_jobs, build_schedules
+from beta_pipeline.defs.jobs import build_jobs
 from beta_pipeline.defs.sql_models.assets import sql_assets
 
-ASSETS: list[dg.AssetsDefinition] = [
+#: Every asset, with its automation condition (``defs/automation.py``).
+ASSETS: list[dg.AssetsDefinition] = with_automation([
     raw_prices,
     raw_market,
     raw_market_monthly,
@@ -36,17 +38,16 @@ ASSETS: list[dg.AssetsDefinition] = [
     *sql_assets(),
     *PORTFOLIO_ASSETS,
     *CRYPTO_ASSETS,
-]
+])
 
 
 def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Definitions:
-    """All assets, checks, jobs and schedules bound to ``resources`` (default: from env)."""
+    """All assets, checks and jobs bound to ``resources`` (default: from env)."""
     jobs = build_jobs(ASSETS)
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=[*QUALITY_CHECKS, *CRYPTO_CHECKS],
         jobs=jobs,
-        schedules=build_schedules(jobs),
         resources=dict(resources) if resources is not None else default_resources(),
     )
 

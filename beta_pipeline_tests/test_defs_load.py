@@ -69,7 +69,7 @@ def test_partitioned_assets_backfill_in_a_single_run(defs: dg.Definitions) -> No
         assert asset.backfill_policy == dg.BackfillPolicy.single_run(), asset.keys
 
 
-def test_jobs_and_schedules_exist(defs: dg.Definitions) -> None:
+def test_jobs_exist_and_automation_replaces_schedules(defs: dg.Definitions) -> None:
     for name in ("daily_job", "monthly_job", "static_job"):
         assert defs.resolve_job_def(name).name == name
     daily = defs.resolve_job_def("daily_job")
@@ -84,12 +84,19 @@ def test_jobs_and_schedules_exist(defs: dg.Definitions) -> None:
     assert "security_master" in {
         k.to_user_string() for k in static.asset_layer.executable_asset_keys
     }
-    schedules = {s.name: s for s in defs.schedules}
-    assert schedules["daily_schedule"].job_name == "daily_job"
-    assert schedules["monthly_schedule"].job_name == "monthly_job"
-    assert schedules["monthly_schedule"].cron_schedule == "0 3 2 * *"
-    for name in ("daily_schedule", "monthly_schedule"):
-        assert schedules[name].default_status == dg.DefaultScheduleStatus.STOPPED
+    # no clock-chained schedules: the automation conditions decide when assets run
+    assert not list(defs.schedules or [])
+    graph = defs.resolve_asset_graph()
+    automated = {
+        k.to_user_string() for k in graph.get_all_asset_keys()
+        if graph.get(k).automation_condition is not None
+    }
+    assert {
+        "raw_prices", "raw_market", "daily_returns", "daily_betas", "monthly_returns",
+        "monthly_betas", "beta_portfolio_sorts", "hedging_performance", "neuralbeta_betas",
+    } <= automated
+    assert "neuralbeta_model" not in automated  # training runs on demand
+    assert not any(k.startswith("crypto") for k in automated)  # opt-in group
 
 
 def test_duckdb_writers_share_the_writer_pool() -> None:
@@ -120,11 +127,7 @@ def test_generated_dagster_yaml(home: Path) -> None:
         instance.dispose()
 
 
-def test_neuralbeta_jobs_and_schedule(defs: dg.Definitions) -> None:
-    import datetime
-
-    from beta_pipeline.defs.schedules import previous_weekday
-
+def test_neuralbeta_jobs(defs: dg.Definitions) -> None:
     late = defs.resolve_job_def("neuralbeta_daily_job")
     assert {k.to_user_string() for k in late.asset_layer.executable_asset_keys} == {
         "neuralbeta_betas",
@@ -137,14 +140,3 @@ def test_neuralbeta_jobs_and_schedule(defs: dg.Definitions) -> None:
     assert "neuralbeta_betas" not in daily
     for name in ("synthetic_scenarios_job", "synthetic_baselines_job", "neuralbeta_model_job"):
         assert defs.resolve_job_def(name).partitions_def is not None
-    # Monday's 02:00 tick computes Friday, whose partition closed at Monday 00:00
-    assert previous_weekday(datetime.date(2024, 6, 10)) == datetime.date(2024, 6, 7)
-    assert previous_weekday(datetime.date(2024, 6, 11)) == datetime.date(2024, 6, 10)
-    schedule = {s.name: s for s in defs.schedules}["neuralbeta_daily_schedule"]
-    assert schedule.cron_schedule == "0 2 * * 1-5"
-    ctx = dg.build_schedule_context(
-        scheduled_execution_time=datetime.datetime(2024, 6, 10, 2, tzinfo=datetime.UTC),
-        repository_def=defs.get_repository_def(),
-    )
-    request = schedule.evaluate_tick(ctx).run_requests[0]
-    assert request.partition_key == "2024-06-07"

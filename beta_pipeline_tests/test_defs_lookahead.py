@@ -34,7 +34,7 @@ def test_prices_after_t_do_not_change_returns_up_to_t(
 
     assert run(defs, "daily_job", FIRST, LAST).success
     before = table(warehouse_path, "returns.daily")
-    assert len(before) == 4 * 19  # 20 weekdays in the range, the first without a return
+    assert len(before) == 4 * 18  # 19 sessions in the range, the first without a return
 
     # a different factor on every later row, so that every later return changes
     later = prices["date"] > T

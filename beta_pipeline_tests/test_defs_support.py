@@ -173,7 +173,10 @@ def log_messages(
 
 
 def weekdays(start: str, end: str) -> pd.DatetimeIndex:
-    return pd.bdate_range(start, end)
+    """The trading sessions in [start, end] (synthetic data has no rows on holidays)."""
+    from beta_pipeline.lib import calendar
+
+    return calendar.sessions(start, end)
 
 
 def make_prices(

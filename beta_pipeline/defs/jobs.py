@@ -6,18 +6,20 @@ A run targets assets that share one partitions definition, so the pipeline has
 downstream of partitioned ones: leaderboards, SQL marts, evaluations), one job per other
 partitioning (``synthetic_scenarios_job``, ``synthetic_baselines_job``,
 ``neuralbeta_model_job``), ``neuralbeta_daily_job`` (weekday assets that need a trained
-model) and one job per opt-in group (``crypto_job``). The schedules run the latest
-partition of the daily, NeuralBeta daily and monthly jobs, and the analytics job after them.
+model) and one job per opt-in group (``crypto_job``).
+
+The jobs serve one-shot runs and backfills (``beta-pipeline run``, the UI's launchpad);
+unattended runs come from the automation conditions (``defs/automation.py``), not from
+schedules chained by clock offsets.
 """
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Sequence
 
 import dagster as dg
 
-from beta_pipeline.defs.partitions import monthly_partitions, weekday_partitions
+from beta_pipeline.defs.partitions import monthly_partitions, session_partitions
 
 
 def keys_with_partitions(
@@ -33,7 +35,7 @@ def _downstream_of_models(assets: Sequence[dg.AssetsDefinition]) -> set[dg.Asset
     special = {
         k
         for a in assets
-        if a.partitions_def not in (None, weekday_partitions, monthly_partitions)
+        if a.partitions_def not in (None, session_partitions, monthly_partitions)
         for k in a.keys
     }
     return {
@@ -90,11 +92,11 @@ def build_jobs(assets: Sequence[dg.AssetsDefinition]) -> list[dg.UnresolvedAsset
     assets = [a for a in assets if not any(k in skip for k in a.keys)]
     static, analytics = _split_unpartitioned(assets)
     after_models = _downstream_of_models(assets)
-    daily = keys_with_partitions(assets, weekday_partitions)
+    daily = keys_with_partitions(assets, session_partitions)
     other_defs: list[dg.PartitionsDefinition] = []
     for a in assets:
         pdef = a.partitions_def
-        if pdef not in (None, weekday_partitions, monthly_partitions) and pdef not in other_defs:
+        if pdef not in (None, session_partitions, monthly_partitions) and pdef not in other_defs:
             other_defs.append(pdef)
     # one job per other partitioning (synthetic scenarios, baselines, NeuralBeta models),
     # named after its first asset
@@ -114,7 +116,7 @@ def build_jobs(assets: Sequence[dg.AssetsDefinition]) -> list[dg.UnresolvedAsset
             dg.define_asset_job(
                 name="neuralbeta_daily_job",
                 selection=dg.AssetSelection.assets(*late_daily),
-                partitions_def=weekday_partitions,
+                partitions_def=session_partitions,
                 description="Daily assets that need a trained model (NeuralBeta betas, weights).",
             )
         )
@@ -131,7 +133,7 @@ def build_jobs(assets: Sequence[dg.AssetsDefinition]) -> list[dg.UnresolvedAsset
         dg.define_asset_job(
             name="daily_job",
             selection=dg.AssetSelection.assets(*[k for k in daily if k not in after_models]),
-            partitions_def=weekday_partitions,
+            partitions_def=session_partitions,
             description="Every weekday-partitioned asset for one weekday (or a range).",
         ),
         dg.define_asset_job(
@@ -151,48 +153,3 @@ def build_jobs(assets: Sequence[dg.AssetsDefinition]) -> list[dg.UnresolvedAsset
             description="Leaderboards and SQL marts over the partitioned tables.",
         ),
     ]
-
-
-def build_schedules(
-    jobs: Sequence[dg.UnresolvedAssetJobDefinition],
-) -> list[dg.ScheduleDefinition]:
-    """Daily schedule (00:00 UTC Mon-Fri, when a weekday partition closes: it runs the
-    weekday that just finished, Monday's tick the previous Friday), monthly schedule (the
-    2nd, 03:00 UTC) and the analytics refresh."""
-    by_name = {job.name: job for job in jobs}
-    return [
-        dg.build_schedule_from_partitioned_job(by_name["daily_job"], name="daily_schedule"),
-        dg.build_schedule_from_partitioned_job(
-            by_name["monthly_job"], name="monthly_schedule", hour_of_day=3, day_of_month=2
-        ),
-        *(
-            [_neuralbeta_daily_schedule(by_name["neuralbeta_daily_job"])]
-            if "neuralbeta_daily_job" in by_name
-            else []
-        ),
-        dg.ScheduleDefinition(
-            name="analytics_schedule",
-            job=by_name["analytics_job"],
-            cron_schedule="0 5 * * 2-6",
-            description="Leaderboards and marts after the daily run (05:00 UTC Tue-Sat).",
-        ),
-    ]
-
-
-def _neuralbeta_daily_schedule(job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
-    """02:00 UTC Mon-Fri: NeuralBeta betas for the previous weekday, whose partition
-    ``daily_schedule`` closed and materialized at 00:00 (Monday's tick: Friday)."""
-
-    @dg.schedule(name="neuralbeta_daily_schedule", cron_schedule="0 2 * * 1-5", job=job)
-    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        tick = context.scheduled_execution_time or datetime.datetime.now(datetime.UTC)
-        day = previous_weekday(tick.date())
-        return dg.RunRequest(partition_key=day.strftime("%Y-%m-%d"))
-
-    return _schedule
-
-
-def previous_weekday(day: datetime.date) -> datetime.date:
-    """The weekday before ``day`` (Monday -> Friday)."""
-    back = {0: 3, 6: 2}.get(day.weekday(), 1)
-    return day - datetime.timedelta(days=back)

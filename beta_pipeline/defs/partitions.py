@@ -1,25 +1,35 @@
-"""Partitions shared by the domains: weekdays from 1990 and calendar months."""
+"""Partitions shared by the domains: NYSE trading sessions from 1990 and calendar months.
+
+A daily partition is one XNYS session: a calendar day ``[D 00:00, D+1 00:00)`` UTC, with
+weekends and exchange holidays excluded (``beta_pipeline.lib.calendar``). A session's
+partition therefore closes at midnight UTC, after the US close (16:00 New York), so the
+automation can load it the same evening; a holiday is not a partition at all, so nothing
+expects data on it.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-PARTITIONS_START = "1990-01-01"
+from beta_pipeline.lib import calendar
 
-#: One partition per weekday (Mon-Fri). Exchange holidays are empty partitions: their
-#: assets succeed with a warning rather than fail.
-weekday_partitions = dg.TimeWindowPartitionsDefinition(
-    cron_schedule="0 0 * * 1-5", start=PARTITIONS_START, fmt="%Y-%m-%d"
-)
+PARTITIONS_START = calendar.CALENDAR_START
+
+
+def _session_partitions() -> dg.TimeWindowPartitionsDefinition:
+    holidays = calendar.holidays(PARTITIONS_START, calendar.calendar_end())
+    return dg.TimeWindowPartitionsDefinition(
+        cron_schedule="0 0 * * *",
+        start=PARTITIONS_START,
+        fmt="%Y-%m-%d",
+        exclusions=["0 0 * * 6", "0 0 * * 0", *(d.to_pydatetime() for d in holidays)],
+    )
+
+
+#: One partition per NYSE trading session (weekends and exchange holidays excluded).
+session_partitions = _session_partitions()
 
 monthly_partitions = dg.MonthlyPartitionsDefinition(start_date=PARTITIONS_START)
 
 #: Writers to the DuckDB file share this pool, limited to one step at a time (dagster.yaml).
 DUCKDB_POOL = "duckdb_writer"
-
-
-def trailing(weekdays: int) -> dg.TimeWindowPartitionMapping:
-    """Upstream window = this partition plus ``weekdays`` earlier weekday partitions."""
-    return dg.TimeWindowPartitionMapping(
-        start_offset=-weekdays, allow_nonexistent_upstream_partitions=True
-    )

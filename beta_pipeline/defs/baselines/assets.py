@@ -10,8 +10,7 @@ import pandas as pd
 from beta_pipeline.defs.partitions import (
     DUCKDB_POOL,
     monthly_partitions,
-    trailing,
-    weekday_partitions,
+    session_partitions,
 )
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
 from beta_pipeline.defs.util import (
@@ -39,6 +38,11 @@ class DailyBetasConfig(dg.Config):
     kalman: bool = True
     refit: bool = False
     """Re-tune the EW half-life and re-fit the Kalman variances even if stored."""
+    tuning_sessions: int = 504
+    """The EW half-life and the Kalman variances are fitted on the first this-many sessions
+    of the return history (8/14 train, 2/14 validation) whatever the run's range, so a daily
+    run, the automation and a backfill use the same parameters; until the history is that
+    long, the two estimators are not produced."""
 
 
 def _stored_params(conn, model: str) -> pd.DataFrame:
@@ -62,9 +66,14 @@ def _fit_params(
     this run and nothing is stored for it, so a later run with more history tunes it."""
     if len(panel.dates) == 0:
         return [], pd.DataFrame(), {}
-    train, val = beta_tables.split_rows(len(panel.dates))
-    fit_start, val_end = panel.dates[0], panel.dates[val.stop - 1]
-    train_end = panel.dates[train.stop - 1]
+    span = config.tuning_sessions
+    tuning = beta_tables.Panel(
+        panel.dates[:span], panel.symbols, panel.factors, panel.y[:span], panel.x[:span]
+    )
+    train, val = beta_tables.split_rows(span)
+    fit_start, val_end = panel.dates[0], panel.dates[min(val.stop, len(panel.dates)) - 1]
+    train_end = panel.dates[min(train.stop, len(panel.dates)) - 1]
+    history_short = len(panel.dates) < span
     now = pd.Timestamp.now(tz="UTC").tz_localize(None)
     rows: list[dict[str, object]] = []
     meta: dict[str, object] = {}
@@ -76,7 +85,12 @@ def _fit_params(
             if len(known) and not config.refit:
                 params["half_life"] = float(known["value"].iloc[0])
             else:
-                best, table = beta_tables.tune_ewm(panel, spec, config.ewm_half_life_grid)
+                if history_short:
+                    meta[f"{model}_ewm_half_life"] = (
+                        f"not tuned (too little history: {len(panel.dates)} of {span} sessions)"
+                    )
+                    continue
+                best, table = beta_tables.tune_ewm(tuning, spec, config.ewm_half_life_grid)
                 if not np.isfinite(best):  # no validation errors yet: cannot tune
                     meta[f"{model}_ewm_half_life"] = "not tuned (too little history)"
                     continue
@@ -103,6 +117,11 @@ def _fit_params(
             if len(known) and not config.refit:
                 end = pd.Timestamp(known["fit_end"].iloc[0])
                 n_train = int((panel.dates <= end).sum())
+            elif history_short:
+                meta[f"{model}_kalman"] = (
+                    f"not fitted (too little history: {len(panel.dates)} of {span} sessions)"
+                )
+                continue
             else:
                 end, n_train = train_end, train.stop
             fit = (
@@ -141,11 +160,11 @@ def _fit_params(
 
 
 @dg.asset(
-    partitions_def=weekday_partitions,
+    partitions_def=session_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[
-        dg.AssetDep("daily_returns", partition_mapping=trailing(262)),
-        dg.AssetDep("raw_market", partition_mapping=trailing(262)),
+        "daily_returns",
+        "raw_market",
     ],
     pool=DUCKDB_POOL,
     kinds={"duckdb", "numpy"},
@@ -273,20 +292,8 @@ class MonthlyBetasConfig(dg.Config):
 @dg.asset(
     partitions_def=monthly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[
-        dg.AssetDep(
-            "monthly_returns",
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-59, allow_nonexistent_upstream_partitions=True
-            ),
-        ),
-        dg.AssetDep(
-            "raw_market_monthly",
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-59, allow_nonexistent_upstream_partitions=True
-            ),
-        ),
-    ],
+    # the 60-month window is read from the warehouse, not declared (exact backfills)
+    deps=["monthly_returns", "raw_market_monthly"],
     pool=DUCKDB_POOL,
     kinds={"duckdb", "numpy"},
     group_name=GROUP,

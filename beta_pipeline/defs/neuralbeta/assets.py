@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from beta_pipeline.defs.partitions import DUCKDB_POOL, trailing, weekday_partitions
+from beta_pipeline.defs.partitions import DUCKDB_POOL, session_partitions
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
 from beta_pipeline.defs.util import (
     materialize_result,
@@ -670,8 +670,8 @@ def _assign_runs(dates: pd.Series, runs: pd.DataFrame) -> np.ndarray:
             "neuralbeta_betas",
             deps=[
                 dg.AssetDep("neuralbeta_model", partition_mapping=dg.AllPartitionMapping()),
-                dg.AssetDep("daily_returns", partition_mapping=trailing(LOOKBACK_WEEKDAYS)),
-                dg.AssetDep("raw_market", partition_mapping=trailing(LOOKBACK_WEEKDAYS)),
+                "daily_returns",
+                "raw_market",
             ],
             kinds={"pytorch", "duckdb"},
             group_name=GROUP,
@@ -685,7 +685,7 @@ def _assign_runs(dates: pd.Series, runs: pd.DataFrame) -> np.ndarray:
             description="Per-lag NBI weights behind each daily NeuralBeta-Interpretable beta.",
         ),
     ],
-    partitions_def=weekday_partitions,
+    partitions_def=session_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=DUCKDB_POOL,
 )

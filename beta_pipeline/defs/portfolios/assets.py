@@ -179,27 +179,10 @@ def _n_portfolios(conn, config: BetaSortsConfig) -> tuple[int | None, str]:
 @dg.asset(
     partitions_def=monthly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[
-        dg.AssetDep("monthly_returns"),
-        dg.AssetDep(
-            "monthly_betas",
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
-            ),
-        ),
-        dg.AssetDep(
-            "daily_betas",
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
-            ),
-        ),
-        dg.AssetDep(
-            "neuralbeta_betas",
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
-            ),
-        ),
-    ],
+    # same-month deps (a holding month's run follows its month's data); the sort reads the
+    # previous month-end's betas from the warehouse: trailing windows are read, not declared,
+    # so a backfill of months A..B materializes exactly A..B
+    deps=["monthly_returns", "monthly_betas", "daily_betas", "neuralbeta_betas"],
     pool=DUCKDB_POOL,
     kinds={"duckdb", "python", "pandas"},
     group_name=GROUP,

@@ -7,9 +7,14 @@ rules are blocking: when one fails, downstream assets of that run do not execute
 
 The checks are scoped to the run's partitions (one partition, or a single-run backfill's
 whole range) but are not themselves partitioned: a 33-year backfill yields one evaluation
-per rule instead of one per rule and weekday (8,600 x 12 events).
-"""
+per rule instead of one per rule and session (8,300 x 15 events).
 
+The price suite reads the run's window plus context on the XNYS calendar
+(``lib.calendar``): ``LOOKBACK_SESSIONS`` sessions before it and ``LOOKAHEAD_SESSIONS``
+after it (when already loaded), and reports only what falls in the window (see
+``lib.quality.prices``): an exchange holiday expects no data, a session with no rows at
+all between rows is a blocking error, one ticker missing on a session a warning.
+"""
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,11 +22,13 @@ from dataclasses import dataclass
 import dagster as dg
 import pandas as pd
 
+from beta_pipeline.defs.automation import check_with_its_asset
 from beta_pipeline.defs.partitions import DUCKDB_POOL
 from beta_pipeline.defs.resources import DuckDBWarehouse
 from beta_pipeline.defs.util import partition_label, window
-from beta_pipeline.lib import warehouse
+from beta_pipeline.lib import calendar, warehouse
 from beta_pipeline.lib.quality import (
+    MAX_GAP_SESSIONS,
     PRICE_CHECKS,
     RETURN_CHECKS,
     CheckOutcome,
@@ -31,8 +38,12 @@ from beta_pipeline.lib.quality import (
 )
 from beta_pipeline.lib.returns import MAX_LOOKBACK_WEEKDAYS
 
-#: Weekdays of returns after the window that the reversal rule may look at.
-NEXT_DAY_WEEKDAYS = 5
+#: Sessions of returns after the window that the reversal rule may look at.
+NEXT_DAY_SESSIONS = 5
+#: Sessions of prices before the window: context of the stale, gap and hole rules.
+LOOKBACK_SESSIONS = MAX_LOOKBACK_WEEKDAYS
+#: Sessions of prices after the window (when loaded): a ticker back within a gap's length.
+LOOKAHEAD_SESSIONS = MAX_GAP_SESSIONS
 
 
 @dataclass(frozen=True)
@@ -49,9 +60,22 @@ PRICE_RULES: tuple[Rule, ...] = (
     Rule("prices_keys_unique", True, "one row per (symbol, date) (GE)"),
     Rule("prices_positive", True, "close and adj_close > 0 where present (GE)"),
     Rule("prices_no_weekend_rows", True, "no Saturday/Sunday rows for equities"),
+    Rule("prices_holiday_rows", True, "no equity rows on XNYS holidays or closures (dates)"),
+    Rule(
+        "prices_missing_sessions",
+        True,
+        "every XNYS session between the first and last date with rows has rows (a failed "
+        "load otherwise; listed)",
+    ),
+    Rule(
+        "prices_missing_symbol_days",
+        False,
+        "a symbol missing 1-4 sessions that other symbols have, trading before and after "
+        "(listed by symbol and date)",
+    ),
     Rule("prices_stale", False, "same close on 5+ consecutive observations (listed)"),
-    Rule("prices_gaps", False, "consecutive observations more than 5 weekdays apart (listed)"),
-    Rule("prices_coverage", False, "share of listed symbols priced each day >= 90%"),
+    Rule("prices_gaps", False, "consecutive observations more than 5 sessions apart (listed)"),
+    Rule("prices_coverage", False, "share of listed symbols priced each session >= 90%"),
     Rule("prices_all_nan_day", True, "no date whose prices are all missing"),
 )
 RETURN_RULES: tuple[Rule, ...] = (
@@ -108,6 +132,7 @@ def _suite(
             asset=asset,
             description=r.description,
             blocking=r.blocking,
+            automation_condition=check_with_its_asset(),
         )
         for r in rules
     ]
@@ -141,23 +166,28 @@ def _suite(
     return _check
 
 
+def price_context(start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The days read around the window ``[start, end)``: ``LOOKBACK_SESSIONS`` sessions
+    before it and ``LOOKAHEAD_SESSIONS`` after it, as ``[first, end)``."""
+    first = calendar.shift_sessions(start, -LOOKBACK_SESSIONS)
+    last = calendar.shift_sessions(end - pd.Timedelta(days=1), LOOKAHEAD_SESSIONS)
+    return first, last + pd.Timedelta(days=1)
+
+
 def _run_prices(db: DuckDBWarehouse, start: pd.Timestamp, end: pd.Timestamp) -> list[CheckOutcome]:
-    # the trailing weekdays give the stale/gap/coverage rules context on a one-day window
+    # sessions before and after give the stale/gap/hole rules context on a one-day window;
+    # only what falls in [start, end) is reported
+    lo, hi = price_context(start, end)
     with db.reader() as conn:
-        prices = warehouse.read_window(
-            conn, "raw.prices", start - pd.offsets.BDay(MAX_LOOKBACK_WEEKDAYS), end
-        )
-    return check_prices(prices, asset_class="equity")
+        prices = warehouse.read_window(conn, "raw.prices", lo, hi)
+    return check_prices(prices, asset_class="equity", scope=(start, end))
 
 
-def _run_returns(
-    db: DuckDBWarehouse, start: pd.Timestamp, end: pd.Timestamp
-) -> list[CheckOutcome]:
+def _run_returns(db: DuckDBWarehouse, start: pd.Timestamp, end: pd.Timestamp) -> list[CheckOutcome]:
     with db.reader() as conn:
         returns = warehouse.read_window(conn, "returns.daily", start, end)
-        after = warehouse.read_window(
-            conn, "returns.daily", end, end + pd.offsets.BDay(NEXT_DAY_WEEKDAYS)
-        )
+        after_end = calendar.shift_sessions(end - pd.Timedelta(days=1), NEXT_DAY_SESSIONS)
+        after = warehouse.read_window(conn, "returns.daily", end, after_end + pd.Timedelta(days=1))
     return check_returns(returns, next_day=after if len(after) else None)
 
 

@@ -7,8 +7,7 @@ import pandas as pd
 from beta_pipeline.defs.partitions import (
     DUCKDB_POOL,
     monthly_partitions,
-    trailing,
-    weekday_partitions,
+    session_partitions,
 )
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
 from beta_pipeline.defs.util import (
@@ -35,11 +34,11 @@ class ReturnsConfig(dg.Config):
 
 @dg.asset(
     name="daily_returns",
-    partitions_def=weekday_partitions,
+    partitions_def=session_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[
-        dg.AssetDep("raw_prices", partition_mapping=trailing(MAX_LOOKBACK_WEEKDAYS)),
-        dg.AssetDep("raw_market", partition_mapping=trailing(MAX_LOOKBACK_WEEKDAYS)),
+        "raw_prices",
+        "raw_market",
     ],
     pool=DUCKDB_POOL,
     kinds={"duckdb", "pandas"},
