@@ -203,6 +203,11 @@ def test_failed_upstream_blocks_downstream_and_analytics(
     # nothing after the failure: not the betas, not the leaderboard, no retry storm
     assert _session_view(after_failure) == {}
     assert "hedging_performance" not in after_failure
+    # the next evening the failed session is retried with the new one
+    [next_evening] = _evaluate(defs, instance, [_at("2024-06-06", 20, 45)], cursor=CURSORS[-1])
+    assert next_evening["daily_returns"] == [day, "2024-06-06"]
+    assert next_evening["daily_betas"] == [day, "2024-06-06"]
+    assert next_evening["raw_prices"] == ["2024-06-06"]
 
 
 def test_failed_blocking_check_blocks_downstream(defs, instance) -> None:

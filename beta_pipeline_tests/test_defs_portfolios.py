@@ -40,6 +40,7 @@ DAILY_CONFIG = {
     "ewm_window": 60,
     "adjusted_window": 60,
     "ewm_half_life_grid": [5, 21],
+    "tuning_sessions": 120,  # the daily history here is ~187 sessions
 }
 MONTHLY_CONFIG = {"models": ["capm"], "window": 4, "min_obs": 4}
 DAILY_KEYS = ["raw_prices", "raw_market", "daily_returns", "daily_betas"]
@@ -346,7 +347,8 @@ def test_kaggle_file_sorts_into_deciles(kaggle_config: Path, tmp_path: Path, hom
     defs = _defs(warehouse, tmp_path / "artifacts", kind="csv", config=kaggle_config)
     daily = _run(defs, "daily_job", ["raw_prices", "raw_market", "daily_returns", "daily_betas"],
                  KAGGLE_FIRST, KAGGLE_LAST,
-                 {"daily_betas": {**DAILY_CONFIG, "ols_windows": [20], "kalman": True}})
+                 {"daily_betas": {**DAILY_CONFIG, "ols_windows": [20], "kalman": True,
+                                  "tuning_sessions": 80}})
     assert daily.success, _failures(daily)
     monthly = _run(defs, "monthly_job", ["monthly_returns", "beta_portfolio_sorts"],
                    "2017-02-01", "2017-04-01",

@@ -10,7 +10,8 @@ chained by clock offsets:
 - **Downstream session and month assets** run when their inputs for the same partition are
   all present, none is in progress, and every blocking check upstream passed; a month is
   therefore processed only after its last session has loaded, and nothing runs after a
-  failed or blocked upstream (the failed partition stays missing).
+  failed or blocked upstream (the failed partition stays missing). A partition whose run
+  failed is retried once, at the next evening tick, while it is inside the catch-up span.
 - **Unpartitioned analytics** (leaderboard, SQL marts, summaries) refresh after an upstream
   update, once nothing upstream is in progress, no upstream partition's latest run failed
   and the blocking checks passed.
@@ -88,9 +89,11 @@ def after_inputs(
     upstream blocking check passed. ``ignore``: deps that neither trigger nor block."""
     updated = _deps(AC.any_deps_updated(), ignore)
     missing = _deps(AC.any_deps_missing(), ignore)
+    # a partition whose latest run failed is retried once per evening (transient errors)
+    retry = AC.execution_failed() & AC.cron_tick_passed(INGESTION_CRON, INGESTION_TZ)
     return (
         AC.in_latest_time_window(lookback)
-        & (AC.newly_missing() | updated).since_last_handled()
+        & (AC.newly_missing() | updated | retry).since_last_handled()
         & ~missing
         & ~AC.any_deps_in_progress()
         & ~AC.in_progress()
