@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 from beta_pipeline.defs.baselines.assets import daily_betas, hedging_performance, monthly_betas
-from beta_pipeline.defs.automation import with_automation
+from beta_pipeline.defs.automation import automation_sensor, with_automation
 from beta_pipeline.defs.crypto import CRYPTO_ASSETS, CRYPTO_CHECKS
 from beta_pipeline.defs.ingestion.assets import (
     raw_market,
@@ -48,6 +48,7 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Defin
         assets=ASSETS,
         asset_checks=[*QUALITY_CHECKS, *CRYPTO_CHECKS],
         jobs=jobs,
+        sensors=[automation_sensor()],
         resources=dict(resources) if resources is not None else default_resources(),
     )
 

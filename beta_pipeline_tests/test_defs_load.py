@@ -96,6 +96,8 @@ def test_jobs_exist_and_automation_replaces_schedules(defs: dg.Definitions) -> N
         "monthly_betas", "beta_portfolio_sorts", "hedging_performance", "neuralbeta_betas",
     } <= automated
     assert "neuralbeta_model" not in automated  # training runs on demand
+    sensor = defs.resolve_sensor_def("beta_pipeline_automation")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert not any(k.startswith("crypto") for k in automated)  # opt-in group
 
 

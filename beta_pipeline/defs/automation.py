@@ -25,6 +25,7 @@ The CLI (``beta-pipeline run``) is for one-shot backfills and writes the same ro
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Callable, Sequence
 
 import dagster as dg
@@ -180,3 +181,24 @@ def with_automation(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefi
         )
 
     return [attach(a) for a in assets]
+
+
+#: Name of the sensor that evaluates the conditions (UI: Automation).
+SENSOR_NAME = "beta_pipeline_automation"
+
+
+def automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    """The sensor evaluating every condition above every 30 s: running by default, or
+    stopped when ``BETA_PIPELINE_AUTOMATION=off`` (a home only backfilled by hand)."""
+    enabled = os.environ.get("BETA_PIPELINE_AUTOMATION", "on").strip().lower() not in (
+        "off", "0", "false", "no"
+    )
+    return dg.AutomationConditionSensorDefinition(
+        SENSOR_NAME,
+        target=dg.AssetSelection.all() | dg.AssetSelection.all_asset_checks(),
+        default_status=(
+            dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED
+        ),
+        minimum_interval_seconds=30,
+        description="Declarative automation of beta_pipeline (defs/automation.py).",
+    )
