@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
 import os
+import select
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+import uuid
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from beta_pipeline.settings import ensure_home, get_settings
+from beta_pipeline.settings import ensure_home, get_settings, use_range_run_events
 
 JOB_ORDER = (
     "static_job",
@@ -77,7 +85,15 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
 
-    sub.add_parser("info", help="show settings, source coverage and warehouse tables")
+    sub.add_parser("info", help="show settings, source binding and source coverage")
+
+    runs = sub.add_parser("runs", help="list recent runs of the instance, newest first")
+    runs.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    runs.add_argument(
+        "--status",
+        help="only runs in these statuses, comma-separated: FAILED, SUCCESS, STARTED, "
+        "CANCELED, QUEUED, ... (Dagster's names or FAILED/SUCCEEDED/RUNNING)",
+    )
     return parser.parse_args(argv)
 
 
@@ -95,7 +111,7 @@ def _apply_source_overrides(args: argparse.Namespace) -> None:
 def _selected_keys(select: str, all_assets) -> set:
     import dagster as dg
 
-    from beta_pipeline.defs.schedules import OPT_IN_GROUPS
+    from beta_pipeline.defs.jobs import OPT_IN_GROUPS
 
     if select.strip() in ("", "*"):  # every asset but the opt-in groups (crypto)
         return {
@@ -124,13 +140,13 @@ def _selected_keys(select: str, all_assets) -> set:
 
 def _partition_range(job_name: str, start: pd.Timestamp, end: pd.Timestamp):
     """First and last partition keys of a job's partitions inside [start, end]."""
-    from beta_pipeline.defs.partitions import monthly_partitions, weekday_partitions
+    from beta_pipeline.defs.partitions import monthly_partitions, session_partitions
 
     if job_name in ("daily_job", "neuralbeta_daily_job"):
         days = pd.bdate_range(start, end)
         if days.empty:
             return None
-        keys = weekday_partitions.get_partition_keys()
+        keys = session_partitions.get_partition_keys()
         first, last = days[0].strftime("%Y-%m-%d"), days[-1].strftime("%Y-%m-%d")
     elif job_name == "monthly_job":
         keys = monthly_partitions.get_partition_keys()
@@ -156,7 +172,21 @@ def _default_range() -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Materialize the selection; SIGINT/SIGTERM stop it cleanly (exit code 128 + signal)."""
+    with _stop_signals() as got:
+        try:
+            return _run_jobs(args)
+        except RunInterrupted as stop:
+            return 128 + stop.signum
+        except KeyboardInterrupt:
+            signum = got.get("signum", signal.SIGINT)
+            print(f"beta-pipeline run: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+            return 128 + signum
+
+
+def _run_jobs(args: argparse.Namespace) -> int:
     _apply_source_overrides(args)
+    use_range_run_events()
     ensure_home()
     import dagster as dg
     from dagster._core.storage.tags import (
@@ -170,7 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # seen when beta_pipeline.definitions was first imported in this process
     defs = build_definitions()
 
-    from beta_pipeline.defs.schedules import opt_in_keys
+    from beta_pipeline.defs.jobs import opt_in_keys
 
     wanted = _selected_keys(args.select, ASSETS)
     opt_in = {k for keys in opt_in_keys(ASSETS).values() for k in keys}
@@ -184,6 +214,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         end = pd.Timestamp(args.end) if args.end else last
     instance = dg.DagsterInstance.get()
     settings = get_settings()
+    if not _binding_allows(settings, wanted, ASSETS):
+        return 2
+    recover_dead_runs(instance)
     span = f"{start.date()}..{end.date()}" if start is not None else "their whole history"
     print(f"beta_pipeline: source={settings.source} home={settings.home}")
     print(f"beta_pipeline: materializing {len(wanted)} assets for {span}")
@@ -229,14 +262,25 @@ def _execute(job, job_name, label, instance, keys, tags, run_config, partition_k
     where = f" [{partition_key}]" if partition_key else ""
     print(f"[{job_name}]{where} {label}", flush=True)
     t0 = time.perf_counter()
-    result = job.execute_in_process(
-        instance=instance,
-        asset_selection=keys,
-        tags=tags,
-        partition_key=partition_key,
-        raise_on_error=False,
-        run_config=run_config,
-    )
+    run_id = str(uuid.uuid4())
+    with RunWatch(instance, run_id, job_name) as watch:
+        try:
+            result = job.execute_in_process(
+                instance=instance,
+                asset_selection=keys,
+                tags={**tags, **cli_run_tags()},
+                partition_key=partition_key,
+                raise_on_error=False,
+                run_config=run_config,
+                run_id=run_id,
+            )
+        except KeyboardInterrupt:  # the watch's kick, or a signal between Dagster's handlers
+            result = None
+    # (leaving the watch read any signal it had not seen yet)
+    if watch.interrupted is not None or result is None:
+        signum = watch.interrupted or signal.SIGINT
+        end_interrupted_run(instance, run_id, job_name, signum)
+        raise RunInterrupted(signum)
     took = time.perf_counter() - t0
     status = "ok" if result.success else "FAILED"
     print(f"[{job_name}]{where} {status} in {took:,.1f}s (run {result.run_id})", flush=True)
@@ -308,6 +352,57 @@ def _print_summary(path: Path) -> None:
         print(failed.to_string(index=False, max_colwidth=90))
 
 
+def _read_binding(path: Path):
+    """The warehouse's source binding (None before the first ingestion); raises duckdb.Error
+    when another process holds the file."""
+    from beta_pipeline.lib.warehouse import open_warehouse, read_source_binding
+
+    if not path.exists():
+        return None
+    with open_warehouse(path, read_only=True) as conn:
+        return read_source_binding(conn)
+
+
+def _binding_text(path: Path) -> str:
+    import duckdb
+
+    try:
+        bound = _read_binding(path)
+    except duckdb.Error as err:
+        return f"(warehouse busy: {str(err).splitlines()[0]})"
+    return bound.describe() if bound else "none yet (the first ingestion binds the warehouse)"
+
+
+def _binding_allows(settings, wanted: set, all_assets) -> bool:
+    """Before any run: refuse an ingestion from another source than the warehouse's (the
+    ingestion assets check it too; this only fails early, with the same message)."""
+    import duckdb
+
+    from beta_pipeline.defs.resources import source_binding
+    from beta_pipeline.lib.warehouse import binding_conflict
+
+    ingests = any(
+        a.group_names_by_key.get(k) == "ingestion"
+        for a in all_assets
+        for k in a.keys
+        if k in wanted
+    )
+    if not ingests:
+        return True
+    try:
+        bound = _read_binding(settings.warehouse_path)
+    except duckdb.Error:
+        return True  # busy: the assets check it under the writer lock
+    if bound is None:
+        return True
+    mine = source_binding(settings.source, settings.csv_config)
+    if bound.same_as(mine):
+        return True
+    message = binding_conflict(bound, mine, str(settings.warehouse_path))
+    print(f"beta-pipeline run: {message}", file=sys.stderr)
+    return False
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     from beta_pipeline.lib.warehouse import open_warehouse
 
@@ -349,6 +444,7 @@ def cmd_info(_: argparse.Namespace) -> int:
     print(f"home:      {settings.home}")
     print(f"warehouse: {settings.warehouse_path}")
     print(f"source:    {settings.source}  config={settings.csv_config}")
+    print(f"binding:   {_binding_text(settings.warehouse_path)}")
     from beta_pipeline.defs.resources import default_resources
 
     coverage = default_resources()["prices"].get().describe()
@@ -357,9 +453,516 @@ def cmd_info(_: argparse.Namespace) -> int:
     return 0
 
 
+# --- operation: run ownership, recovery of killed runs, pool waits, stopping -------------------
+
+#: Tags of every run ``beta-pipeline run`` starts: who executes it in-process (a run whose
+#: process is gone on this host is dead, see :func:`recover_dead_runs`).
+RUN_HOST_TAG = "beta_pipeline/host"
+RUN_PID_TAG = "beta_pipeline/pid"
+RUN_PID_START_TAG = "beta_pipeline/pid_start"  # the process's start (pid reuse guard)
+#: Statuses of runs that may still hold or wait for pool slots.
+LIVE_STATUSES = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")
+#: A step waiting this long for the writer pool is reported, then every WAIT_NOTICE_EVERY_S.
+WAIT_NOTICE_AFTER_S = 3.0
+WAIT_NOTICE_EVERY_S = 15.0
+#: Seconds between two looks at the writer pool while a run executes.
+POOL_POLL_S = 2.0
+#: After SIGINT/SIGTERM, seconds the run gets to stop by itself before the CLI ends it.
+STOP_GRACE_S = 10.0
+#: The Dagster release the concurrency-slot calls below are tested with (tests/test_ops_*).
+TESTED_DAGSTER = "1.13.27"
+
+
+class RunInterrupted(Exception):
+    """``beta-pipeline run`` was stopped by SIGINT or SIGTERM (the run is ended, slot freed)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _process_start(pid: int) -> str | None:
+    """Start time of process ``pid`` (clock ticks since boot, Linux /proc), None elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after "pid (comm)"
+
+
+def cli_run_tags() -> dict[str, str]:
+    """The ownership tags of a run executed by this process."""
+    tags = {RUN_HOST_TAG: socket.gethostname(), RUN_PID_TAG: str(os.getpid())}
+    started = _process_start(os.getpid())
+    if started is not None:
+        tags[RUN_PID_START_TAG] = started
+    return tags
+
+
+def _pid_alive(pid: int, started: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: alive
+    now = _process_start(pid)
+    return started is None or now is None or now == started
+
+
+def owner_gone(run, own_run_ids: frozenset[str] = frozenset()) -> bool:
+    """True when ``run`` was started by ``beta-pipeline run`` on this host and its process is
+    gone (killed, crashed); False for other hosts' runs and runs without our tags."""
+    tags = run.tags
+    if tags.get(RUN_HOST_TAG) != socket.gethostname() or RUN_PID_TAG not in tags:
+        return False
+    try:
+        pid = int(tags[RUN_PID_TAG])
+    except ValueError:
+        return False
+    if pid == os.getpid():  # ours only if this process started it (else a reused pid)
+        return run.run_id not in own_run_ids
+    return not _pid_alive(pid, tags.get(RUN_PID_START_TAG))
+
+
+def _storage_call(instance, name: str, *args):
+    """``instance.event_log_storage.<name>(*args)`` for the pool calls Dagster's own UI uses
+    (``get_concurrency_info``, ``free_concurrency_slots_for_run``); None where the storage has
+    no global concurrency (or the call is missing in a newer Dagster than TESTED_DAGSTER)."""
+    storage = instance.event_log_storage
+    if not getattr(storage, "supports_global_concurrency_limits", False):
+        return None
+    method = getattr(storage, name, None)
+    if method is None:
+        warnings.warn(
+            f"dagster {_dagster_version()} has no EventLogStorage.{name} (tested with "
+            f"{TESTED_DAGSTER}): pool slots of killed runs are not freed by beta-pipeline",
+            stacklevel=2,
+        )
+        return None
+    return method(*args)
+
+
+def _dagster_version() -> str:
+    import dagster as dg
+
+    return dg.__version__
+
+
+def pool_info(instance, pool: str | None = None):
+    """Claimed slots and pending steps of the writer pool (Dagster's ``ConcurrencyKeyInfo``)."""
+    from beta_pipeline.defs.partitions import DUCKDB_POOL
+
+    return _storage_call(instance, "get_concurrency_info", pool or DUCKDB_POOL)
+
+
+def free_run_slots(instance, run_id: str) -> None:
+    """Free every pool slot and pending claim of ``run_id``."""
+    _storage_call(instance, "free_concurrency_slots_for_run", run_id)
+
+
+def _short(run_id: str) -> str:
+    return run_id[:8]
+
+
+def _run_label(run) -> str:
+    tags = run.tags
+    owner = ""
+    if RUN_PID_TAG in tags:
+        owner = f", pid {tags[RUN_PID_TAG]} on {tags.get(RUN_HOST_TAG, '?')}"
+    return f"{_short(run.run_id)} ({run.job_name}, {run.status.value}{owner})"
+
+
+def recover_dead_runs(instance, own_run_ids: frozenset[str] = frozenset()) -> list[str]:
+    """End the runs whose ``beta-pipeline run`` process died, and free stale pool slots.
+
+    A run of this host in a live status (STARTED, QUEUED, ...) whose tagged process is gone is
+    reported FAILED (``instance.report_run_failed``) and its pool slots are freed; slots and
+    pending claims of runs that ended (or no longer exist) are freed too. Prints one line per
+    run; returns their ids.
+    """
+    import dagster as dg
+
+    from beta_pipeline.defs.partitions import DUCKDB_POOL
+
+    recovered: list[str] = []
+    statuses = [dg.DagsterRunStatus(s) for s in LIVE_STATUSES]
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=statuses)):
+        if not owner_gone(run, own_run_ids):
+            continue
+        label = _run_label(run)
+        instance.report_run_failed(
+            run,
+            message=(
+                f"beta-pipeline: the process that executed this run (pid {run.tags[RUN_PID_TAG]} "
+                f"on {run.tags[RUN_HOST_TAG]}) is gone (killed or crashed); marked failed by "
+                f"the next beta-pipeline run (pid {os.getpid()})."
+            ),
+        )
+        free_run_slots(instance, run.run_id)
+        recovered.append(run.run_id)
+        print(
+            f"beta_pipeline: recovered run {label}: its process is gone; marked FAILED, "
+            f"{DUCKDB_POOL} slot freed",
+            flush=True,
+        )
+    info = pool_info(instance)
+    if info is not None:
+        holders = {c.run_id for c in info.claimed_slots} | {p.run_id for p in info.pending_steps}
+        for run_id in sorted(holders - set(recovered) - set(own_run_ids)):
+            run = instance.get_run_by_id(run_id)
+            if run is not None and not run.is_finished:
+                continue
+            free_run_slots(instance, run_id)
+            recovered.append(run_id)
+            state = "no longer exists" if run is None else f"ended {run.status.value}"
+            print(
+                f"beta_pipeline: freed the {DUCKDB_POOL} slot of run {_short(run_id)}, "
+                f"which {state}",
+                flush=True,
+            )
+    return recovered
+
+
+class RunWatch:
+    """Watches one in-process run from a small thread: reports (and unblocks) waits for the
+    writer pool, and turns SIGINT/SIGTERM into a prompt, clean stop.
+
+    Dagster's in-process executor defers SIGINT/SIGTERM to its next step boundary, and a step
+    that waits for a pool slot sleeps without ever looking: Ctrl-C was swallowed. The watch
+    sees every signal through ``signal.set_wakeup_fd``, marks the run CANCELING, kicks a
+    waiting main thread with SIGUSR1 (whose handler raises KeyboardInterrupt there), and ends
+    the run itself (canceled, slots freed) if it has not stopped after STOP_GRACE_S.
+    """
+
+    def __init__(self, instance, run_id: str, job_name: str) -> None:
+        self.instance = instance
+        self.run_id = run_id
+        self.job_name = job_name
+        self.interrupted: int | None = None
+        self._signal_at = 0.0
+        self._kicked = False
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._signals = threading.current_thread() is threading.main_thread()
+        self._rsock: socket.socket | None = None
+        self._wsock: socket.socket | None = None
+        self._old_wakeup = -1
+        self._old_usr1 = None
+        self._waiting_since: float | None = None
+        self._last_notice = 0.0
+        self._next_poll = 0.0
+
+    # -- lifecycle (main thread) ----------------------------------------------------------
+    def __enter__(self) -> RunWatch:
+        if self._signals:
+            self._rsock, self._wsock = socket.socketpair()
+            self._rsock.setblocking(False)
+            self._wsock.setblocking(False)
+            self._old_wakeup = signal.set_wakeup_fd(self._wsock.fileno(), warn_on_full_buffer=False)
+            self._old_usr1 = signal.signal(signal.SIGUSR1, _raise_keyboard_interrupt)
+        self._thread = threading.Thread(target=self._loop, name="beta-pipeline-watch", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._signals:
+            signal.set_wakeup_fd(self._old_wakeup)
+            signal.signal(signal.SIGUSR1, self._old_usr1)
+            # a signal that arrived in the last instant, after the thread stopped looking
+            self._read_signals()
+            for sock in (self._rsock, self._wsock):
+                if sock is not None:
+                    sock.close()
+
+    # -- the thread -----------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._done.is_set():
+            if self._rsock is not None:
+                select.select([self._rsock], [], [], 0.5)
+                self._read_signals()
+            else:
+                self._done.wait(0.5)
+            if self._done.is_set():
+                break
+            try:
+                if self.interrupted is not None:
+                    self._drive_stop()
+                elif time.monotonic() >= self._next_poll:
+                    self._next_poll = time.monotonic() + POOL_POLL_S
+                    self._check_pool()
+            except Exception as err:  # never let a watch problem break the run
+                print(f"[{self.job_name}] (run watch: {err!r})", file=sys.stderr, flush=True)
+
+    def _read_signals(self) -> None:
+        if self._rsock is None:
+            return
+        try:
+            data = self._rsock.recv(256)
+        except (BlockingIOError, OSError):
+            return
+        for signum in data:
+            if signum in (signal.SIGINT, signal.SIGTERM):
+                self._on_signal(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self.interrupted is not None:  # a second Ctrl-C: stop now
+            print(f"[{self.job_name}] {name} again: stopping now", file=sys.stderr, flush=True)
+            self._hard_stop()
+            return
+        self.interrupted = signum
+        self._signal_at = time.monotonic()
+        print(
+            f"[{self.job_name}] {name} received: canceling run {_short(self.run_id)} "
+            f"(again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        run = self.instance.get_run_by_id(self.run_id)
+        if run is not None and not run.is_finished:
+            self.instance.report_run_canceling(
+                run, message=f"beta-pipeline received {name}: canceling the run"
+            )
+
+    def _drive_stop(self) -> None:
+        waited = time.monotonic() - self._signal_at
+        if not self._kicked and waited >= 1.0 and self._waiting_for_pool():
+            # the main thread sleeps in Dagster's wait for a pool slot: wake it with an error
+            self._kicked = True
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+        if waited >= STOP_GRACE_S:
+            print(
+                f"[{self.job_name}] run {_short(self.run_id)} did not stop within "
+                f"{STOP_GRACE_S:.0f}s; ending it",
+                file=sys.stderr,
+                flush=True,
+            )
+            self._hard_stop()
+
+    def _hard_stop(self) -> None:
+        signum = self.interrupted or signal.SIGINT
+        end_interrupted_run(self.instance, self.run_id, self.job_name, signum)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + signum)  # the main thread may sit in C code (DuckDB): its open
+        # transaction is rolled back by DuckDB, as after a crash
+
+    def _waiting_for_pool(self) -> bool:
+        info = pool_info(self.instance)
+        return info is not None and any(
+            p.run_id == self.run_id and p.assigned_timestamp is None for p in info.pending_steps
+        )
+
+    def _check_pool(self) -> None:
+        info = pool_info(self.instance)
+        if info is None:
+            return
+        mine = [
+            p
+            for p in info.pending_steps
+            if p.run_id == self.run_id and p.assigned_timestamp is None
+        ]
+        if not mine:
+            self._waiting_since = None
+            return
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        holders = []
+        for slot in info.claimed_slots:
+            if slot.run_id == self.run_id:
+                continue
+            run = self.instance.get_run_by_id(slot.run_id)
+            if run is None or run.is_finished or owner_gone(run):
+                # a killed beta-pipeline run (or an ended one) holds it: free it now
+                recover_dead_runs(self.instance, frozenset({self.run_id}))
+                return
+            holders.append(f"run {_run_label(run)} step {slot.step_key}")
+        if now - self._waiting_since < WAIT_NOTICE_AFTER_S:
+            return
+        if self._last_notice and now - self._last_notice < WAIT_NOTICE_EVERY_S:
+            return
+        self._last_notice = now
+        held = "; ".join(holders) or f"{info.limit} slot(s), none claimed yet"
+        print(
+            f"[{self.job_name}] {', '.join(p.step_key for p in mine)} waits "
+            f"{now - self._waiting_since:,.0f}s for the {info.concurrency_key} slot, held by "
+            f"{held}",
+            flush=True,
+        )
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def end_interrupted_run(instance, run_id: str, job_name: str, signum: int) -> None:
+    """After SIGINT/SIGTERM: the run ends CANCELED (unless it already ended) and its pool slots
+    are freed."""
+    name = signal.Signals(signum).name
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        instance.report_run_canceled(run, message=f"beta-pipeline stopped by {name}")
+        run = instance.get_run_by_id(run_id)
+    free_run_slots(instance, run_id)
+    status = run.status.value if run is not None else "not started"
+    print(
+        f"[{job_name}] run {_short(run_id)} stopped by {name}: {status}, pool slots freed",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[dict[str, int]]:
+    """SIGTERM (and SIGINT) raise KeyboardInterrupt outside Dagster's runs, recording which."""
+    got: dict[str, int] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        got["signum"] = signum
+        raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield got
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+# --- beta-pipeline runs -------------------------------------------------------------------------
+
+#: Friendly names accepted by ``runs --status`` for Dagster's run statuses.
+STATUS_ALIASES = {
+    "FAILED": "FAILURE",
+    "FAIL": "FAILURE",
+    "SUCCEEDED": "SUCCESS",
+    "OK": "SUCCESS",
+    "RUNNING": "STARTED",
+    "CANCELLED": "CANCELED",
+}
+
+
+def _statuses(text: str | None) -> list:
+    import dagster as dg
+
+    if not text:
+        return []
+    out = []
+    for token in (t.strip().upper() for t in text.split(",") if t.strip()):
+        name = STATUS_ALIASES.get(token, token)
+        try:
+            out.append(dg.DagsterRunStatus(name))
+        except ValueError:
+            known = ", ".join([s.value for s in dg.DagsterRunStatus] + list(STATUS_ALIASES))
+            raise SystemExit(f"unknown run status {token!r}; use one of {known}") from None
+    return out
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
+
+
+def _partitions(tags: dict[str, str]) -> str:
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    if ASSET_PARTITION_RANGE_START_TAG in tags:
+        first = tags[ASSET_PARTITION_RANGE_START_TAG]
+        last = tags.get(ASSET_PARTITION_RANGE_END_TAG, first)
+        return first if first == last else f"{first}..{last}"
+    return tags.get("dagster/partition", "-")
+
+
+def first_error(instance, run_id: str) -> str:
+    """The first line of a failed run's first step error (else of its failure message)."""
+    import dagster as dg
+
+    kinds = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+    run_message = ""
+    for entry in instance.all_logs(run_id, of_type=kinds):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            error = event.step_failure_data.error
+            text = error.message if error is not None else (event.message or "")
+            text = text.strip().removeprefix("dagster._core.definitions.events.Failure: ")
+            return f"{event.step_key}: {text.splitlines()[0] if text else 'failed'}"
+        run_message = run_message or (event.message or entry.user_message or "")
+    return run_message.strip().splitlines()[0] if run_message.strip() else ""
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """Recent runs of the instance, newest first."""
+    ensure_home()
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    statuses = _statuses(args.status)
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(statuses=statuses) if statuses else None, limit=args.limit
+    )
+    rows = []
+    for record in records:
+        run = record.dagster_run
+        status = run.status.value
+        if not run.is_finished and owner_gone(run):
+            status += " (process gone)"
+        start, end = record.start_time, record.end_time
+        took = (end or time.time()) - start if start is not None else None
+        rows.append(
+            {
+                "run": _short(run.run_id),
+                "job": run.job_name,
+                "status": status,
+                "partitions": _partitions(dict(run.tags)),
+                "start (UTC)": _when(start),
+                "end (UTC)": _when(end),
+                "duration": _duration(took),
+                "error": first_error(instance, run.run_id) if status == "FAILURE" else "",
+            }
+        )
+    if not rows:
+        what = f" with status {args.status}" if args.status else ""
+        print(f"no runs{what} in {instance.root_directory}")
+        return 0
+    frame = pd.DataFrame(rows)
+    if not frame["error"].any():
+        frame = frame.drop(columns=["error"])
+    with pd.option_context("display.width", 250, "display.max_colwidth", 120):
+        print(frame.to_string(index=False))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    handlers = {"run": cmd_run, "query": cmd_query, "ui": cmd_ui, "info": cmd_info}
+    handlers = {
+        "run": cmd_run,
+        "query": cmd_query,
+        "ui": cmd_ui,
+        "info": cmd_info,
+        "runs": cmd_runs,
+    }
     return handlers[args.command](args)
 
 

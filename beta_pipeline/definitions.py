@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from beta_pipeline.defs.baselines.assets import daily_betas, hedging_performance, monthly_betas
 from beta_pipeline.defs.automation import automation_sensor, with_automation
+from beta_pipeline.defs.baselines.assets import daily_betas, hedging_performance, monthly_betas
 from beta_pipeline.defs.crypto import CRYPTO_ASSETS, CRYPTO_CHECKS
 from beta_pipeline.defs.ingestion.assets import (
     raw_market,
@@ -15,12 +15,12 @@ from beta_pipeline.defs.ingestion.assets import (
     raw_prices,
     security_master,
 )
+from beta_pipeline.defs.jobs import build_jobs
 from beta_pipeline.defs.neuralbeta.assets import NEURALBETA_ASSETS
 from beta_pipeline.defs.portfolios.assets import PORTFOLIO_ASSETS
 from beta_pipeline.defs.quality.checks import QUALITY_CHECKS
 from beta_pipeline.defs.resources import default_resources
 from beta_pipeline.defs.returns.assets import daily_returns_asset, monthly_returns_asset
-from beta_pipeline.defs.jobs import build_jobs
 from beta_pipeline.defs.sql_models.assets import sql_assets
 
 #: Every asset, with its automation condition (``defs/automation.py``).

@@ -15,7 +15,6 @@ from beta_pipeline_tests.test_defs_support import (
     evaluations,
     executed_steps,
     failure_text,
-    log_messages,
     make_market,
     make_prices,
     materialized,
@@ -103,7 +102,8 @@ def test_bad_file_fails_the_run_and_writes_nothing(
     assert len(window_a) == 5 * len(SYMBOLS) and len(returns_a) == 4 * len(SYMBOLS)
 
     text, row, rule = corrupt(good_prices())
-    bad_cfg, bad_file = setup_source(tmp_path / "src", text, "bad")
+    # the same config file (a warehouse is bound to its source config), now with bad data
+    bad_cfg, bad_file = setup_source(tmp_path / "src", text, "good")
     bad = build(warehouse_path, tmp_path, kind="csv", config=bad_cfg)
 
     # a new window: the run fails before writing any price of it
@@ -190,17 +190,20 @@ def test_week_long_gap_warns_and_the_run_succeeds(warehouse_path: Path, tmp_path
     assert str(after["prev_date"].iloc[0])[:10] == "2020-01-10"
 
 
-def test_range_without_any_data_succeeds_with_warnings(
+def test_range_without_any_data_fails_and_reports_nothing(
     warehouse_path: Path, tmp_path: Path
 ) -> None:
+    """Sessions the source does not cover fail the run, naming them; no partition is
+    reported materialized without rows (before: an empty success with warnings)."""
     cfg, _ = setup_source(tmp_path / "src", good_prices(), "good")
     defs = build(warehouse_path, tmp_path, kind="csv", config=cfg)
     instance = dg.DagsterInstance.ephemeral()
     result = run(defs, "daily_job", "2020-06-01", "2020-06-05", instance=instance)
-    assert result.success
-    assert {"raw_prices", "raw_market", "daily_returns"} <= materialized(result)
-    for name in ("raw.prices", "raw.market", "returns.daily"):
-        assert query(warehouse_path, f"SELECT count(*) AS n FROM {name}")["n"].iloc[0] == 0
-    warnings = log_messages(instance, result.run_id)
-    for asset in ("raw_prices", "raw_market", "daily_returns"):
-        assert any(m.startswith(f"{asset}:") for m in warnings), (asset, warnings)
+    assert not result.success
+    message = failure_text(result)
+    assert "raw_prices" in message and "5 of 5 trading sessions" in message
+    assert "2020-06-01" in message
+    assert "raw_prices" not in materialized(result)
+    assert "daily_returns" not in materialized(result)
+    assert not instance.get_materialized_partitions(dg.AssetKey("raw_prices"))
+    assert query(warehouse_path, "SELECT count(*) AS n FROM raw.prices")["n"].iloc[0] == 0

@@ -56,6 +56,29 @@ def test_run_materializes_into_home_and_records_runs(ran: Path) -> None:
         instance.dispose()
 
 
+def test_runs_are_tagged_with_their_process_and_listed(
+    ran: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import socket
+
+    from beta_pipeline.cli import RUN_HOST_TAG, RUN_PID_TAG
+
+    instance = dg.DagsterInstance.get()
+    try:
+        runs = instance.get_runs()
+    finally:
+        instance.dispose()
+    assert {r.tags[RUN_HOST_TAG] for r in runs} == {socket.gethostname()}
+    assert {r.tags[RUN_PID_TAG] for r in runs} == {str(os.getpid())}
+    assert main(["runs", "--limit", "50"]) == 0
+    out = capsys.readouterr().out
+    assert all(r.run_id[:8] in out for r in runs)
+    assert f"{START}..{END}" in out and "SUCCESS" in out and "FAILURE" not in out
+    assert main(["info"]) == 0
+    assert "binding:   source=embedded fingerprint=" in capsys.readouterr().out
+
+
 def test_query_prints_a_table(ran: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["query", "SELECT count(*) AS n FROM returns.daily"]) == 0
     out = capsys.readouterr().out.split()

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from beta_pipeline.lib import calendar
-
 from beta_pipeline.lib.quality import PRICE_CHECKS, RETURN_CHECKS
 from beta_pipeline.lib.returns import MAX_LOOKBACK_WEEKDAYS
 from beta_pipeline.lib.warehouse import TABLES, open_warehouse
@@ -20,7 +19,6 @@ from beta_pipeline_tests.test_defs_support import (
     build,
     evaluations,
     executed_steps,
-    log_messages,
     query,
     run,
     table,

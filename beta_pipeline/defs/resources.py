@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +26,23 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with warehouse.open_warehouse(self.path, read_only=False) as conn:
             yield conn
+
+    def check_source(self, source: PriceSourceResource) -> warehouse.SourceBinding:
+        """Before an ingestion loads anything: fail the step (``dg.Failure`` naming both
+        bindings and how to proceed) if the warehouse is bound to another source or config.
+        Returns the source's binding, for :meth:`bind_source` at the write."""
+        wanted = source.binding()
+        with self.writer() as conn:
+            _bind(conn, wanted, record=False)
+        return wanted
+
+    @staticmethod
+    def bind_source(
+        conn: duckdb.DuckDBPyConnection, binding: warehouse.SourceBinding
+    ) -> warehouse.SourceBinding:
+        """In the ingestion's writer connection, right before its write: bind an unbound
+        warehouse to ``binding`` (else check it again, as :meth:`check_source`)."""
+        return _bind(conn, binding, record=True)
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -50,6 +70,10 @@ class PriceSourceResource(dg.ConfigurableResource):
 
         return make_source(self.kind, config_path=self.config_path)
 
+    def binding(self) -> warehouse.SourceBinding:
+        """What a warehouse filled from this source is bound to (see ``bind_source``)."""
+        return source_binding(self.kind, self.config_path)
+
 
 class ArtifactStore(dg.ConfigurableResource):
     """Folder for plots, checkpoints and large arrays (``$BETA_PIPELINE_HOME/artifacts``)."""
@@ -70,3 +94,47 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "prices": PriceSourceResource(kind=settings.source, config_path=settings.csv_config),
         "artifacts": ArtifactStore(root=str(settings.artifacts_dir)),
     }
+
+
+def _bind(
+    conn: duckdb.DuckDBPyConnection, wanted: warehouse.SourceBinding, record: bool
+) -> warehouse.SourceBinding:
+    try:
+        return warehouse.bind_source(conn, wanted, record=record)
+    except warehouse.SourceBindingError as err:
+        raise dg.Failure(
+            description=str(err),
+            metadata={"bound_to_other_source": True, "wanted": wanted.describe()},
+            allow_retries=False,
+        ) from err
+
+
+def source_binding(kind: str | None, config_path: str | None = None) -> warehouse.SourceBinding:
+    """The binding of a source: its kind, config label and a fingerprint of its config.
+
+    The fingerprint is the sha256 of the kind, the shipped config's name (if one) and the
+    config as the source reads it: ``extends`` merged, ``${VAR}`` expanded, file paths resolved
+    (the same YAML text pointing at other files is another source). ``symbols`` restrictions do
+    not count: they choose rows, not their values.
+    """
+    from beta_pipeline.lib.sources import make_source
+    from beta_pipeline.lib.sources.config import configs_dir, load_config
+
+    kind = (kind or get_settings().source).strip().lower()
+    label: str | None = None
+    resolved: object = None
+    if kind != "embedded":
+        source = make_source(kind, config_path=config_path)
+        config = getattr(source, "config", None)
+        if config is None and getattr(source, "config_path", None) is not None:
+            config = load_config(source.config_path)  # yfinance keeps only the path
+        if config is not None and config.path is not None:
+            path = config.path.resolve()
+            shipped = path.parent == configs_dir().resolve()
+            label = path.name if shipped else str(path)
+            content = dataclasses.asdict(config)
+            for key in ("path", "chain", "description"):  # where the YAML lies, not what it reads
+                content.pop(key, None)
+            resolved = {"shipped": path.name if shipped else None, "config": content}
+    payload = json.dumps({"kind": kind, "config": resolved}, sort_keys=True, default=str)
+    return warehouse.SourceBinding(kind, label, hashlib.sha256(payload.encode()).hexdigest())

@@ -23,6 +23,19 @@ def window(
     return start, end
 
 
+def ingestion_window(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The window an ingestion run reads and replaces: the run's sessions plus the
+    non-session days after its last one (a Friday's runs to Monday), so that a source row
+    dated on a weekend or holiday lands in a partition and fails its check, in a one-day
+    run exactly as in a range run."""
+    from beta_pipeline.lib import calendar
+
+    start, end = window(context)
+    return start, calendar.next_session(end - pd.Timedelta(days=1))
+
+
 def partition_label(start: pd.Timestamp, end: pd.Timestamp, monthly: bool = False) -> str:
     """Human label of a partition range, e.g. ``2013-02-08..2018-02-07``.
 

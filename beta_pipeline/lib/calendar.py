@@ -138,6 +138,13 @@ def previous_session(day: object) -> pd.Timestamp:
     return shift_sessions(day, -1)
 
 
+def next_session(day: object) -> pd.Timestamp:
+    """The first session strictly after ``day``."""
+    stamp = _day(day)
+    later = sessions(stamp + pd.Timedelta(days=1), stamp + pd.Timedelta(days=15))
+    return later[0]
+
+
 def session_close(day: object) -> pd.Timestamp:
     """Close of the session ``day`` as a UTC timestamp (early closes included)."""
     stamp = _day(day)

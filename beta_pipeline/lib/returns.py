@@ -6,6 +6,8 @@ change of prices after t can never change a return dated t or earlier.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
@@ -21,6 +23,8 @@ from beta_pipeline.lib.schema import (
 #: same number is the trailing window of the ``daily_returns`` partition mapping, so an
 #: incremental run and a full backfill give identical rows.
 MAX_LOOKBACK_WEEKDAYS = 10
+
+log = logging.getLogger(__name__)
 
 
 def market_returns(market: pd.DataFrame, source: str = "auto") -> pd.DataFrame:
@@ -77,13 +81,16 @@ def daily_returns(
     Prices before ``start`` serve only as the previous price of the first returns; rows are
     returned for ``start <= date < end``. A return needs a previous price no older than
     ``max_lookback_weekdays`` weekdays; the first price after a longer gap (or the first
-    price of a newly listed symbol) gets no return row. Rows whose date has no market
+    price of a newly listed symbol) gets no return row, nor does a price whose previous price
+    came from another source kind (``source`` column, see :func:`source_kind`; logged as a
+    warning, listed by :func:`cross_source_pairs`). Rows whose date has no market
     return are kept with NaN market columns only if the market data ends earlier: they are
     dropped, and the caller's quality check reports the missing coverage.
     """
     if prices.empty:
         return pd.DataFrame(columns=list(DAILY_RETURN_COLUMNS))
-    px = prices.loc[:, ["date", "symbol", "adj_close"]].dropna(subset=["adj_close"])
+    cols = ["date", "symbol", "adj_close"] + (["source"] if "source" in prices.columns else [])
+    px = prices.loc[:, cols].dropna(subset=["adj_close"])
     if (px["adj_close"] <= 0).any():
         bad = px.loc[px["adj_close"] <= 0].iloc[0]
         raise DataValidationError(
@@ -104,6 +111,13 @@ def daily_returns(
         }
     )
     valid = out["prev_date"].notna().to_numpy()
+    if "source" in px.columns:
+        # never a return from one source's price to another's (a warehouse filled from two
+        # sources: csv up to 2016, embedded after, gave GE +456 % on the seam)
+        crossing = valid & _changes_source(px)
+        if crossing.any():
+            _warn_cross_source(px, out, crossing)
+            valid &= ~crossing
     gap = np.zeros(len(out), dtype=np.int64)
     gap[valid] = np.busday_count(
         out.loc[valid, "prev_date"].to_numpy().astype("datetime64[D]"),
@@ -126,6 +140,55 @@ def daily_returns(
     out["ret_excess"] = out["ret"] - out["rf"].fillna(0.0)
     out = out.sort_values(["date", "symbol"], kind="mergesort").reset_index(drop=True)
     return out.loc[:, list(DAILY_RETURN_COLUMNS)]
+
+
+def source_kind(source: pd.Series) -> pd.Series:
+    """The source kind of ``raw.prices.source`` values: ``csv:a.csv`` -> ``csv``.
+
+    The files of one csv config are one source (a history split into yearly files keeps the
+    returns across its seams); a warehouse holds one csv config at a time (source binding).
+    """
+    return source.astype("string").str.split(":", n=1).str[0].fillna("")
+
+
+def cross_source_pairs(prices: pd.DataFrame) -> pd.DataFrame:
+    """(symbol, date, prev_date, source, prev_source) of every price whose previous price of
+    the same symbol came from another source kind: the returns :func:`daily_returns` drops."""
+    columns = ["symbol", "date", "prev_date", "source", "prev_source"]
+    if prices.empty or "source" not in prices.columns:
+        return pd.DataFrame(columns=columns)
+    px = prices.dropna(subset=["adj_close"]).sort_values(["symbol", "date"], kind="mergesort")
+    by = px.groupby("symbol", sort=False)
+    out = px.assign(prev_date=by["date"].shift(1), prev_source=by["source"].shift(1))
+    return out.loc[_changes_source(px), columns].reset_index(drop=True)
+
+
+def _changes_source(px: pd.DataFrame) -> np.ndarray:
+    """Per row of ``px`` (sorted by symbol, date): the symbol's previous row has another
+    source kind (False on a symbol's first row)."""
+    codes, uniques = pd.factorize(px["source"])  # a few distinct values: vectorised per code
+    kinds = pd.factorize(source_kind(pd.Series(uniques, dtype=object)))[0]
+    kind = np.where(codes >= 0, kinds[np.maximum(codes, 0)] if len(kinds) else -1, -1)
+    symbol = pd.factorize(px["symbol"])[0]
+    out = np.zeros(len(px), dtype=bool)
+    out[1:] = (symbol[1:] == symbol[:-1]) & (kind[1:] != kind[:-1])
+    return out
+
+
+def _warn_cross_source(px: pd.DataFrame, out: pd.DataFrame, crossing: np.ndarray) -> None:
+    first = np.flatnonzero(crossing)[0]
+    prev_source = px["source"].groupby(px["symbol"], sort=False).shift(1).to_numpy()
+    log.warning(
+        "daily_returns: %d return(s) not computed because the previous price comes from "
+        "another source (first: %s on %s, %s after %s on %s); one warehouse should hold one "
+        "source (beta-pipeline binds it on the first ingestion)",
+        int(crossing.sum()),
+        out["symbol"].iloc[first],
+        pd.Timestamp(out["date"].iloc[first]).date(),
+        px["source"].iloc[first],
+        prev_source[first],
+        pd.Timestamp(out["prev_date"].iloc[first]).date(),
+    )
 
 
 def _compound(frame: pd.DataFrame, keys: list[str], column: str) -> pd.Series:

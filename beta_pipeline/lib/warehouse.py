@@ -9,6 +9,7 @@ as parameters; table and column names come from the fixed registry below, never 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -323,6 +324,17 @@ TABLES: dict[str, Table] = {
             ),
             None,
             ("config", "method", "month", "quartile"),
+        ),
+        # --- bookkeeping: which source this warehouse holds (see bind_source) ---
+        Table(
+            "meta.source_binding",
+            (
+                ("source", "VARCHAR NOT NULL"),
+                ("config", "VARCHAR"),
+                ("fingerprint", "VARCHAR NOT NULL"),
+                ("bound_at", "TIMESTAMP"),
+            ),
+            None,
         ),
     ]
 }
@@ -737,3 +749,109 @@ def read_window(
         if t.startswith("DATE") and c in frame.columns:
             frame[c] = pd.to_datetime(frame[c])
     return frame
+
+
+# --- one source per warehouse -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceBinding:
+    """The source a warehouse holds: its kind, config label and a fingerprint of the config."""
+
+    source: str  # embedded | csv | yfinance
+    config: str | None  # shipped config name or absolute YAML path (None for embedded)
+    fingerprint: str  # sha256 hex of the kind and the resolved config
+    bound_at: dt.datetime | None = None
+
+    def same_as(self, other: SourceBinding) -> bool:
+        return (self.source, self.fingerprint) == (other.source, other.fingerprint)
+
+    def describe(self) -> str:
+        config = f" config={self.config}" if self.config else ""
+        when = f" (bound {self.bound_at:%Y-%m-%d %H:%M:%S} UTC)" if self.bound_at else ""
+        return f"source={self.source}{config} fingerprint={self.fingerprint[:12]}{when}"
+
+
+class SourceBindingError(RuntimeError):
+    """An ingestion into a warehouse bound to another source (or another config)."""
+
+
+def _database_path(conn: duckdb.DuckDBPyConnection) -> str:
+    row = conn.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    return str(row[0]) if row and row[0] else "this warehouse"
+
+
+def read_source_binding(conn: duckdb.DuckDBPyConnection) -> SourceBinding | None:
+    """The warehouse's binding; None before the first ingestion (or in an older file)."""
+    try:
+        row = conn.execute(
+            "SELECT source, config, fingerprint, bound_at FROM meta.source_binding "
+            "ORDER BY bound_at LIMIT 1"
+        ).fetchone()
+    except duckdb.CatalogException:  # a read-only file from before the binding existed
+        return None
+    return SourceBinding(*row) if row else None
+
+
+def binding_conflict(bound: SourceBinding, wanted: SourceBinding, where: str) -> str:
+    """The error text for ``wanted`` against a warehouse bound to ``bound``."""
+    return (
+        f"{where} is bound to {bound.describe()}; this run reads "
+        f"{wanted.describe()}. One warehouse holds one source, so that no return or beta "
+        "mixes prices of two sources. To proceed, either use another home for the new "
+        "source (BETA_PIPELINE_HOME=<new folder> beta-pipeline run ...), or run with the bound "
+        f"source (--source {bound.source}"
+        + (f" --config {bound.config}" if bound.config else "")
+        + f"), or delete {where} (and its .wal) to start over with the new source."
+    )
+
+
+def bind_source(
+    conn: duckdb.DuckDBPyConnection, wanted: SourceBinding, record: bool = True
+) -> SourceBinding:
+    """Bind the warehouse to ``wanted`` on its first ingestion, or check that it is bound to it.
+
+    Raises :class:`SourceBindingError` (naming both bindings and how to proceed) when the
+    warehouse holds another source or config, or when it is unbound but ``raw.prices`` already
+    holds rows of another source kind (a warehouse filled before bindings existed).
+    ``record=False`` only checks (an unbound warehouse stays unbound): an ingestion checks
+    before loading and binds when it writes, so a source that fails to load binds nothing.
+    """
+    where = _database_path(conn)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        bound = read_source_binding(conn)
+        if bound is None:
+            kinds = {
+                str(r[0]).split(":", 1)[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT source FROM raw.prices WHERE source IS NOT NULL"
+                ).fetchall()
+            }
+            foreign = sorted(kinds - {wanted.source})
+            if foreign:
+                raise SourceBindingError(
+                    f"{where} is not bound to a source yet but raw.prices holds rows of "
+                    f"{', '.join(foreign)}; this run reads {wanted.describe()}. Use another "
+                    f"BETA_PIPELINE_HOME, or delete {where} to start over."
+                )
+            bound = SourceBinding(
+                wanted.source,
+                wanted.config,
+                wanted.fingerprint,
+                dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+            )
+            if record:
+                conn.execute(
+                    "INSERT INTO meta.source_binding VALUES (?, ?, ?, ?)",
+                    [bound.source, bound.config, bound.fingerprint, bound.bound_at],
+                )
+        elif not bound.same_as(wanted):
+            raise SourceBindingError(binding_conflict(bound, wanted, where))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return bound

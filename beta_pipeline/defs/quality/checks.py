@@ -25,7 +25,7 @@ import pandas as pd
 from beta_pipeline.defs.automation import check_with_its_asset
 from beta_pipeline.defs.partitions import DUCKDB_POOL
 from beta_pipeline.defs.resources import DuckDBWarehouse
-from beta_pipeline.defs.util import partition_label, window
+from beta_pipeline.defs.util import ingestion_window, partition_label, window
 from beta_pipeline.lib import calendar, warehouse
 from beta_pipeline.lib.quality import (
     MAX_GAP_SESSIONS,
@@ -125,7 +125,10 @@ def _suite(
     rules: Sequence[Rule],
     run: Callable[[DuckDBWarehouse, pd.Timestamp, pd.Timestamp], list[CheckOutcome]],
     monthly: bool = False,
+    ingested: bool = False,
 ) -> dg.AssetChecksDefinition:
+    """``ingested``: the checked window is the ingestion's (the sessions plus the
+    non-session days after the last one), so a weekend or holiday row is seen."""
     specs = [
         dg.AssetCheckSpec(
             name=r.name,
@@ -148,7 +151,7 @@ def _suite(
     ) -> Iterator[dg.AssetCheckResult]:
         start, end = window(context)
         label = partition_label(start, end, monthly=monthly)
-        outcomes = run(warehouse_db, start, end)
+        outcomes = run(warehouse_db, *(ingestion_window(context) if ingested else (start, end)))
         records = outcomes_to_records(outcomes, asset=asset, partition=label)
         with warehouse_db.writer() as conn:
             warehouse.replace_keys(
@@ -196,6 +199,7 @@ QUALITY_CHECKS: list[dg.AssetChecksDefinition] = [
         asset="raw_prices",
         rules=PRICE_RULES,
         run=_run_prices,
+        ingested=True,
     ),
     _suite(
         asset="daily_returns",

@@ -491,6 +491,7 @@ def load_config(name_or_path: str | os.PathLike[str], _seen: tuple[str, ...] = (
         yf = data["yfinance"] or {}
         if not isinstance(yf, dict):
             raise ctx.err(data, "'yfinance' must be a mapping", 1)
-        _check_keys(ctx, yf, {"universes", "allow_nonpositive", "market", "start"}, "the yfinance block")
+        allowed = {"universes", "allow_nonpositive", "market", "start"}
+        _check_keys(ctx, yf, allowed, "the yfinance block")
         cfg.yfinance = {**cfg.yfinance, **yf}
     return cfg
