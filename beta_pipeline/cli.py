@@ -15,12 +15,20 @@ import sys
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from beta_pipeline.defs.recovery import (
+    _run_label,
+    _short,
+    cli_run_tags,
+    free_run_slots,
+    owner_gone,
+    pool_info,
+    recover_dead_runs,
+)
 from beta_pipeline.settings import ensure_home, get_settings, use_range_run_events
 
 JOB_ORDER = (
@@ -455,13 +463,6 @@ def cmd_info(_: argparse.Namespace) -> int:
 
 # --- operation: run ownership, recovery of killed runs, pool waits, stopping -------------------
 
-#: Tags of every run ``beta-pipeline run`` starts: who executes it in-process (a run whose
-#: process is gone on this host is dead, see :func:`recover_dead_runs`).
-RUN_HOST_TAG = "beta_pipeline/host"
-RUN_PID_TAG = "beta_pipeline/pid"
-RUN_PID_START_TAG = "beta_pipeline/pid_start"  # the process's start (pid reuse guard)
-#: Statuses of runs that may still hold or wait for pool slots.
-LIVE_STATUSES = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")
 #: A step waiting this long for the writer pool is reported, then every WAIT_NOTICE_EVERY_S.
 WAIT_NOTICE_AFTER_S = 3.0
 WAIT_NOTICE_EVERY_S = 15.0
@@ -469,9 +470,6 @@ WAIT_NOTICE_EVERY_S = 15.0
 POOL_POLL_S = 2.0
 #: After SIGINT/SIGTERM, seconds the run gets to stop by itself before the CLI ends it.
 STOP_GRACE_S = 10.0
-#: The Dagster release the concurrency-slot calls below are tested with (tests/test_ops_*).
-TESTED_DAGSTER = "1.13.27"
-
 
 class RunInterrupted(Exception):
     """``beta-pipeline run`` was stopped by SIGINT or SIGTERM (the run is ended, slot freed)."""
@@ -479,149 +477,6 @@ class RunInterrupted(Exception):
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
-
-
-def _process_start(pid: int) -> str | None:
-    """Start time of process ``pid`` (clock ticks since boot, Linux /proc), None elsewhere."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after "pid (comm)"
-
-
-def cli_run_tags() -> dict[str, str]:
-    """The ownership tags of a run executed by this process."""
-    tags = {RUN_HOST_TAG: socket.gethostname(), RUN_PID_TAG: str(os.getpid())}
-    started = _process_start(os.getpid())
-    if started is not None:
-        tags[RUN_PID_START_TAG] = started
-    return tags
-
-
-def _pid_alive(pid: int, started: str | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's process: alive
-    now = _process_start(pid)
-    return started is None or now is None or now == started
-
-
-def owner_gone(run, own_run_ids: frozenset[str] = frozenset()) -> bool:
-    """True when ``run`` was started by ``beta-pipeline run`` on this host and its process is
-    gone (killed, crashed); False for other hosts' runs and runs without our tags."""
-    tags = run.tags
-    if tags.get(RUN_HOST_TAG) != socket.gethostname() or RUN_PID_TAG not in tags:
-        return False
-    try:
-        pid = int(tags[RUN_PID_TAG])
-    except ValueError:
-        return False
-    if pid == os.getpid():  # ours only if this process started it (else a reused pid)
-        return run.run_id not in own_run_ids
-    return not _pid_alive(pid, tags.get(RUN_PID_START_TAG))
-
-
-def _storage_call(instance, name: str, *args):
-    """``instance.event_log_storage.<name>(*args)`` for the pool calls Dagster's own UI uses
-    (``get_concurrency_info``, ``free_concurrency_slots_for_run``); None where the storage has
-    no global concurrency (or the call is missing in a newer Dagster than TESTED_DAGSTER)."""
-    storage = instance.event_log_storage
-    if not getattr(storage, "supports_global_concurrency_limits", False):
-        return None
-    method = getattr(storage, name, None)
-    if method is None:
-        warnings.warn(
-            f"dagster {_dagster_version()} has no EventLogStorage.{name} (tested with "
-            f"{TESTED_DAGSTER}): pool slots of killed runs are not freed by beta-pipeline",
-            stacklevel=2,
-        )
-        return None
-    return method(*args)
-
-
-def _dagster_version() -> str:
-    import dagster as dg
-
-    return dg.__version__
-
-
-def pool_info(instance, pool: str | None = None):
-    """Claimed slots and pending steps of the writer pool (Dagster's ``ConcurrencyKeyInfo``)."""
-    from beta_pipeline.defs.partitions import DUCKDB_POOL
-
-    return _storage_call(instance, "get_concurrency_info", pool or DUCKDB_POOL)
-
-
-def free_run_slots(instance, run_id: str) -> None:
-    """Free every pool slot and pending claim of ``run_id``."""
-    _storage_call(instance, "free_concurrency_slots_for_run", run_id)
-
-
-def _short(run_id: str) -> str:
-    return run_id[:8]
-
-
-def _run_label(run) -> str:
-    tags = run.tags
-    owner = ""
-    if RUN_PID_TAG in tags:
-        owner = f", pid {tags[RUN_PID_TAG]} on {tags.get(RUN_HOST_TAG, '?')}"
-    return f"{_short(run.run_id)} ({run.job_name}, {run.status.value}{owner})"
-
-
-def recover_dead_runs(instance, own_run_ids: frozenset[str] = frozenset()) -> list[str]:
-    """End the runs whose ``beta-pipeline run`` process died, and free stale pool slots.
-
-    A run of this host in a live status (STARTED, QUEUED, ...) whose tagged process is gone is
-    reported FAILED (``instance.report_run_failed``) and its pool slots are freed; slots and
-    pending claims of runs that ended (or no longer exist) are freed too. Prints one line per
-    run; returns their ids.
-    """
-    import dagster as dg
-
-    from beta_pipeline.defs.partitions import DUCKDB_POOL
-
-    recovered: list[str] = []
-    statuses = [dg.DagsterRunStatus(s) for s in LIVE_STATUSES]
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=statuses)):
-        if not owner_gone(run, own_run_ids):
-            continue
-        label = _run_label(run)
-        instance.report_run_failed(
-            run,
-            message=(
-                f"beta-pipeline: the process that executed this run (pid {run.tags[RUN_PID_TAG]} "
-                f"on {run.tags[RUN_HOST_TAG]}) is gone (killed or crashed); marked failed by "
-                f"the next beta-pipeline run (pid {os.getpid()})."
-            ),
-        )
-        free_run_slots(instance, run.run_id)
-        recovered.append(run.run_id)
-        print(
-            f"beta_pipeline: recovered run {label}: its process is gone; marked FAILED, "
-            f"{DUCKDB_POOL} slot freed",
-            flush=True,
-        )
-    info = pool_info(instance)
-    if info is not None:
-        holders = {c.run_id for c in info.claimed_slots} | {p.run_id for p in info.pending_steps}
-        for run_id in sorted(holders - set(recovered) - set(own_run_ids)):
-            run = instance.get_run_by_id(run_id)
-            if run is not None and not run.is_finished:
-                continue
-            free_run_slots(instance, run_id)
-            recovered.append(run_id)
-            state = "no longer exists" if run is None else f"ended {run.status.value}"
-            print(
-                f"beta_pipeline: freed the {DUCKDB_POOL} slot of run {_short(run_id)}, "
-                f"which {state}",
-                flush=True,
-            )
-    return recovered
 
 
 class RunWatch:

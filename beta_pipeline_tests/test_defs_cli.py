@@ -62,7 +62,7 @@ def test_runs_are_tagged_with_their_process_and_listed(
     import os
     import socket
 
-    from beta_pipeline.cli import RUN_HOST_TAG, RUN_PID_TAG
+    from beta_pipeline.defs.recovery import RUN_HOST_TAG, RUN_PID_TAG
 
     instance = dg.DagsterInstance.get()
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from beta_pipeline import cli
+from beta_pipeline.defs import recovery
 from beta_pipeline.defs.partitions import DUCKDB_POOL
 from beta_pipeline.settings import (
     FREE_SLOTS_AFTER_RUN_END_S,
@@ -61,7 +63,7 @@ def _add_run(
 
 
 def _holders(instance: dg.DagsterInstance) -> set[str]:
-    info = cli.pool_info(instance)
+    info = recovery.pool_info(instance)
     return {c.run_id for c in info.claimed_slots} | {p.run_id for p in info.pending_steps}
 
 
@@ -163,25 +165,25 @@ def test_a_derived_dagster_home_follows_beta_pipeline_home(
 def test_dagster_pool_calls_used_by_the_cli(instance: dg.DagsterInstance) -> None:
     """The storage calls behind recovery exist and behave as in dagster 1.13.27."""
     run_id = _add_run(instance, {})
-    info = cli.pool_info(instance)
+    info = recovery.pool_info(instance)
     assert info.concurrency_key == DUCKDB_POOL and info.limit == 1
     assert [(c.run_id, c.step_key) for c in info.claimed_slots] == [(run_id, "daily_betas")]
-    cli.free_run_slots(instance, run_id)
+    recovery.free_run_slots(instance, run_id)
     assert _holders(instance) == set()
     # a Dagster without the call: a warning naming the tested version, and no recovery
-    with pytest.warns(UserWarning, match=f"tested with {cli.TESTED_DAGSTER}"):
-        assert cli._storage_call(instance, "no_such_call", run_id) is None
+    with pytest.warns(UserWarning, match=f"tested with {recovery.TESTED_DAGSTER}"):
+        assert recovery._storage_call(instance, "no_such_call", run_id) is None
 
 
 def test_recover_dead_runs(instance: dg.DagsterInstance, capsys: pytest.CaptureFixture) -> None:
-    host = cli.cli_run_tags()[cli.RUN_HOST_TAG]
-    dead = _add_run(instance, {cli.RUN_HOST_TAG: host, cli.RUN_PID_TAG: str(_dead_pid())})
-    alive = _add_run(instance, cli.cli_run_tags(), claim=False)  # this process: alive
+    host = recovery.cli_run_tags()[recovery.RUN_HOST_TAG]
+    dead = _add_run(instance, {recovery.RUN_HOST_TAG: host, recovery.RUN_PID_TAG: str(_dead_pid())})
+    alive = _add_run(instance, recovery.cli_run_tags(), claim=False)  # this process: alive
     elsewhere = _add_run(
-        instance, {cli.RUN_HOST_TAG: "another-host", cli.RUN_PID_TAG: "1"}, claim=False
+        instance, {recovery.RUN_HOST_TAG: "another-host", recovery.RUN_PID_TAG: "1"}, claim=False
     )
     untagged = _add_run(instance, {}, dg.DagsterRunStatus.NOT_STARTED, claim=False)
-    recovered = cli.recover_dead_runs(instance, own_run_ids=frozenset({alive}))
+    recovered = recovery.recover_dead_runs(instance, own_run_ids=frozenset({alive}))
     assert recovered == [dead]
     assert instance.get_run_by_id(dead).status == dg.DagsterRunStatus.FAILURE
     for run_id in (alive, elsewhere):
@@ -193,19 +195,19 @@ def test_recover_dead_runs(instance: dg.DagsterInstance, capsys: pytest.CaptureF
     failure = instance.all_logs(dead, of_type=dg.DagsterEventType.RUN_FAILURE)
     assert "is gone" in failure[0].dagster_event.message
     # a run of this pid that this process did not start: the pid was reused
-    reused = _add_run(instance, cli.cli_run_tags(), claim=False)
-    assert cli.recover_dead_runs(instance) == [reused, alive]
+    reused = _add_run(instance, recovery.cli_run_tags(), claim=False)
+    assert recovery.recover_dead_runs(instance) == [reused, alive]
 
 
 def test_slots_of_ended_or_deleted_runs_are_freed(
     instance: dg.DagsterInstance, capsys: pytest.CaptureFixture
 ) -> None:
     ended = _add_run(instance, {}, dg.DagsterRunStatus.CANCELED)
-    assert cli.recover_dead_runs(instance) == [ended]
+    assert recovery.recover_dead_runs(instance) == [ended]
     assert "which ended CANCELED" in capsys.readouterr().out
     unknown = str(uuid.uuid4())  # a slot of a run this instance does not know (any more)
     assert instance.event_log_storage.claim_concurrency_slot(DUCKDB_POOL, unknown, "x").is_claimed
-    assert cli.recover_dead_runs(instance) == [unknown]
+    assert recovery.recover_dead_runs(instance) == [unknown]
     assert "which no longer exists" in capsys.readouterr().out
     assert _holders(instance) == set()
 
@@ -245,3 +247,52 @@ def test_runs_lists_recent_runs(
     assert len(capsys.readouterr().out.splitlines()) == 2
     with pytest.raises(SystemExit, match="unknown run status"):
         cli.main(["runs", "--status", "BROKEN"])
+
+
+def _launched(instance: dg.DagsterInstance, pid: int, claim: bool = True) -> str:
+    """A STARTED run as Dagster's local run launcher leaves it: no tags of ours, a
+    "Started process for run (pid: N)" engine event, and the writer slot claimed."""
+    from dagster._core.events import EngineEventData  # what the run worker reports
+
+    run_id = _add_run(instance, {}, claim=claim)
+    run = instance.get_run_by_id(run_id)
+    instance.report_engine_event(
+        f"Started process for run (pid: {pid}).", run, EngineEventData.in_process(pid)
+    )
+    return run_id
+
+
+def test_the_daemon_sensor_recovers_dead_launched_runs(instance: dg.DagsterInstance) -> None:
+    """Runs launched by the daemon or the UI (local run launcher): a dead worker is marked
+    FAILED and its slot freed by the sensor; a live worker is left alone."""
+    assert isinstance(instance.run_launcher, dg.DefaultRunLauncher)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.2)
+        dead = _launched(instance, _dead_pid())
+        alive = _launched(instance, sleeper.pid, claim=False)
+        result = recovery.dead_run_sensor(dg.build_sensor_context(instance=instance))
+        assert isinstance(result, dg.SkipReason) and dead[:8] in result.skip_message
+        assert instance.get_run_by_id(dead).status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(alive).status == dg.DagsterRunStatus.STARTED
+        holders = {c.run_id for c in recovery.pool_info(instance).claimed_slots}
+        assert dead not in holders
+        # the worker dies later: the next look recovers it too
+        sleeper.kill()
+        sleeper.wait()
+        recovery.recover_dead_runs(instance, report=lambda _: None)
+        assert instance.get_run_by_id(alive).status == dg.DagsterRunStatus.FAILURE
+    finally:
+        sleeper.kill()
+
+
+def test_a_reused_pid_is_not_the_runs_worker() -> None:
+    """A process started after the run's "Started process" event holds a reused pid."""
+    before = time.time()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        time.sleep(0.5)
+        assert recovery._started_after(proc.pid, before - 60)  # started after an old event
+        assert not recovery._started_after(proc.pid, time.time() + 60)
+    finally:
+        proc.kill()

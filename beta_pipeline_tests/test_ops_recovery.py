@@ -237,6 +237,7 @@ STUCK = textwrap.dedent(
     import signal, threading, uuid
     import dagster as dg
     from beta_pipeline import cli
+    from beta_pipeline.defs import recovery
     from beta_pipeline.settings import ensure_home
 
     ensure_home()
@@ -244,7 +245,7 @@ STUCK = textwrap.dedent(
     inst = dg.DagsterInstance.get()
     run_id = str(uuid.uuid4())
     inst.add_run(dg.DagsterRun(job_name="daily_job", run_id=run_id,
-                               status=dg.DagsterRunStatus.STARTED, tags=cli.cli_run_tags()))
+                               status=dg.DagsterRunStatus.STARTED, tags=recovery.cli_run_tags()))
     signal.signal(signal.SIGTERM, lambda *a: None)  # deferred, as Dagster's handler does
     with cli.RunWatch(inst, run_id, "daily_job"):
         print("stuck in", run_id, flush=True)
