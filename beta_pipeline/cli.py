@@ -173,10 +173,14 @@ def _default_range() -> tuple[pd.Timestamp, pd.Timestamp]:
 
     source = default_resources()["prices"].get()
     coverage = source.describe()
-    equity = coverage["prices"]["equity"]
-    first = pd.Timestamp(equity["first_date"])
-    last = pd.Timestamp(equity["last_date"])
-    return first, last
+    equity = coverage["prices"].get("equity") or {}
+    if not equity.get("first_date") or not equity.get("last_date"):
+        raise SystemExit(
+            f"the {coverage.get('kind', 'configured')!r} source has no equity dates: "
+            "pass --start and --end"
+        )
+    # yfinance: through the last complete trading session (its describe() says so)
+    return pd.Timestamp(equity["first_date"]), pd.Timestamp(equity["last_date"])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
