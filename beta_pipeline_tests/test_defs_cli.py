@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from beta_pipeline.cli import main
@@ -121,3 +122,19 @@ def test_neuralbeta_partition_choice() -> None:
             model_partitions,
             argparse.Namespace(nb_experiments="all", nb_models="lstm"),
         )
+
+
+def test_yfinance_runs_without_dates_through_the_last_complete_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`beta-pipeline run --source yfinance` without --start/--end: from the source's start
+    through the last complete trading session (no download to find out)."""
+    from beta_pipeline import cli
+    from beta_pipeline.lib import calendar
+
+    monkeypatch.setenv("BETA_PIPELINE_SOURCE", "yfinance")
+    first, last = cli._default_range()
+    assert first == pd.Timestamp("2000-01-01")
+    assert last in (calendar.last_complete_session(), calendar.previous_session(
+        calendar.last_complete_session()))  # a close may pass between the two calls
+    assert calendar.is_session(last)
