@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,10 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
+from beta_pipeline.defs import recovery
 from beta_pipeline.lib import calendar
-from beta_pipeline_tests.test_defs_support import query
+from beta_pipeline_tests.test_defs_support import query, table
 
 ASSETS = ("raw_prices", "raw_market", "daily_returns", "daily_betas")
 #: loaded first with the CLI: the history that the backfill's returns and betas read
@@ -117,35 +120,39 @@ def dagster_dev(home: Path, tmp_path: Path) -> Iterator[int]:
         log.close()
 
 
-@pytest.mark.timeout(600)
+def _launch(port: int, assets: tuple[str, ...], sessions: list[str]) -> str:
+    """A backfill as the UI launches it; returns its id."""
+    params = {
+        "partitionNames": sessions,
+        "assetSelection": [{"path": [name]} for name in assets],
+        "fromFailure": False,
+    }
+    launched = _graphql(port, LAUNCH, {"params": params})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    return launched["backfillId"]
+
+
+def _wait_backfill(port: int, backfill_id: str, log: Path, timeout: float = 420) -> str:
+    status = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = _graphql(port, STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        status = result.get("status")
+        if status in ("COMPLETED", "COMPLETED_SUCCESS", "FAILED", "COMPLETED_FAILED", "CANCELED"):
+            return status
+        time.sleep(3)
+    raise AssertionError(f"backfill {backfill_id} still {status}\n{log.read_text()[-4000:]}")
+
+
+@pytest.mark.timeout(900)
 def test_ui_backfill_materializes_exactly_the_requested_partitions(
     home: Path, dagster_dev: int, tmp_path: Path
 ) -> None:
     sessions = [d.strftime("%Y-%m-%d") for d in calendar.sessions(FIRST, LAST)]
     preloaded = [d.strftime("%Y-%m-%d") for d in calendar.sessions(*PRELOAD)]
-    launched = _graphql(
-        dagster_dev,
-        LAUNCH,
-        {
-            "params": {
-                "partitionNames": sessions,
-                "assetSelection": [{"path": [name]} for name in ASSETS],
-                "fromFailure": False,
-            }
-        },
-    )["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    backfill_id = launched["backfillId"]
-    status = None
-    deadline = time.monotonic() + 420
-    while time.monotonic() < deadline:
-        result = _graphql(dagster_dev, STATUS, {"id": backfill_id})["partitionBackfillOrError"]
-        status = result.get("status")
-        if status in ("COMPLETED", "COMPLETED_SUCCESS", "FAILED", "COMPLETED_FAILED", "CANCELED"):
-            break
-        time.sleep(3)
-    log = (tmp_path / "dagster_dev.log").read_text()
-    assert status in ("COMPLETED", "COMPLETED_SUCCESS"), f"backfill {status}\n{log[-4000:]}"
+    log = tmp_path / "dagster_dev.log"
+    status = _wait_backfill(dagster_dev, _launch(dagster_dev, ASSETS, sessions), log)
+    assert status in ("COMPLETED", "COMPLETED_SUCCESS"), f"{status}\n{log.read_text()[-4000:]}"
 
     instance = dg.DagsterInstance.get()
     try:
@@ -154,11 +161,41 @@ def test_ui_backfill_materializes_exactly_the_requested_partitions(
             expected = sorted(preloaded + sessions) if name in PRELOADED_ASSETS else sessions
             materialized = sorted(instance.get_materialized_partitions(dg.AssetKey(name)))
             assert materialized == expected, name  # requested = materialized
-            table, column = TABLES[name]
-            dates = query(warehouse, f"SELECT DISTINCT {column} AS d FROM {table} ORDER BY 1")
+            table_name, column = TABLES[name]
+            dates = query(warehouse, f"SELECT DISTINCT {column} AS d FROM {table_name} ORDER BY 1")
             with_rows = {str(d.date()) for d in dates["d"]}
             # every backfilled partition has rows, and no row lies outside a materialized one
             # (the very first preloaded session has no return: no earlier price)
             assert set(sessions) <= with_rows <= set(expected), name
+
+        # kill -9 of a daemon-launched run: the sensor marks it FAILED and frees its writer
+        # slot; a backfill launched right after the kill completes with the same rows
+        before = table(warehouse, "betas.daily")
+        doomed = _launch(dagster_dev, ("daily_betas",), sessions)
+        run, pid = _started_run_of(instance, doomed)
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        rerun = _launch(dagster_dev, ("daily_betas",), sessions)
+        status = _wait_backfill(dagster_dev, rerun, log, timeout=240)
+        recovered_s = time.monotonic() - killed_at
+        print(f"kill -9 of run {run.run_id[:8]} -> rerun backfill done in {recovered_s:.0f}s")
+        assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
+        assert recovered_s < 180
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        pd.testing.assert_frame_equal(table(warehouse, "betas.daily"), before)
     finally:
         instance.dispose()
+
+
+def _started_run_of(instance: dg.DagsterInstance, backfill_id: str) -> tuple[dg.DagsterRun, int]:
+    """The backfill's run once it is STARTED, and the pid of its run worker."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        for run in runs:
+            if run.status == dg.DagsterRunStatus.STARTED:
+                launched = recovery._launched_pid(instance, run)
+                if launched is not None:
+                    return run, launched[0]
+        time.sleep(0.5)
+    raise AssertionError(f"no started run for backfill {backfill_id}")
