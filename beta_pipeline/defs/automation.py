@@ -40,7 +40,8 @@ WEEKLY_CRON = "0 18 * * 0"
 #: Sessions (and months) this far back are still requested when missing.
 CATCH_UP = datetime.timedelta(days=10)
 MONTHLY_CATCH_UP = datetime.timedelta(days=100)
-#: Monthly factor files are re-read for the months ending this far back.
+#: Monthly factor files are re-read for the months starting within this span of the latest
+#: month's end (the last two months).
 MONTHLY_REFRESH = datetime.timedelta(days=65)
 #: The model asset: its missing partitions never block inference or sorts.
 MODEL_ASSET = "neuralbeta_model"
