@@ -37,27 +37,95 @@ RUN_MONITORING_POLL_S = 30
 FREE_SLOTS_AFTER_RUN_END_S = 120
 
 
+#: Instance storage: ``sqlite`` (default, files under the Dagster home) or ``postgres``.
+INSTANCE_STORAGE_ENV = "BETA_PIPELINE_INSTANCE_STORAGE"
+#: SQLAlchemy URL ``postgresql+psycopg2://user:password@host:port/db`` of the PostgreSQL
+#: instance storage (psycopg2 comes with dagster-postgres; SQLAlchemy 2.1 maps a bare
+#: ``postgresql://`` to psycopg 3). The generated dagster.yaml refers to this variable
+#: (``env:``), so the password is never written to disk; every Dagster process of the home
+#: (CLI, webserver, daemon) needs it set.
+POSTGRES_URL_ENV = "BETA_PIPELINE_POSTGRES_URL"
+INSTANCE_STORAGES = ("sqlite", "postgres")
+
+
+def instance_storage() -> str:
+    """The instance storage chosen by ``BETA_PIPELINE_INSTANCE_STORAGE`` (default ``sqlite``)."""
+    kind = os.environ.get(INSTANCE_STORAGE_ENV, "").strip().lower() or "sqlite"
+    if kind not in INSTANCE_STORAGES:
+        raise ValueError(
+            f"{INSTANCE_STORAGE_ENV}={kind!r}: expected one of {', '.join(INSTANCE_STORAGES)}"
+        )
+    if kind == "postgres":
+        check_postgres_url(os.environ.get(POSTGRES_URL_ENV, ""))
+    return kind
+
+
+def check_postgres_url(url: str) -> None:
+    """Raise ValueError unless ``url`` is a PostgreSQL URL whose driver is installed."""
+    example = "postgresql+psycopg2://user:password@host:5432/database"
+    if not url:
+        raise ValueError(f"{INSTANCE_STORAGE_ENV}=postgres needs {POSTGRES_URL_ENV}={example}")
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        dialect = parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise ValueError(f"{POSTGRES_URL_ENV} is not a SQLAlchemy URL like {example}") from exc
+    if dialect.name != "postgresql":
+        raise ValueError(f"{POSTGRES_URL_ENV} must point at PostgreSQL ({example})")
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise ValueError(
+            f"{POSTGRES_URL_ENV}: the driver of {parsed.drivername!r} is not installed; "
+            f"use {example} (psycopg2 comes with dagster-postgres)"
+        ) from exc
+
+
+def storage_yaml(dagster_home: Path, kind: str | None = None) -> str:
+    """The storage block of the generated ``dagster.yaml`` for ``kind`` (default: the
+    environment's :func:`instance_storage`)."""
+    kind = kind or instance_storage()
+    if kind == "postgres":
+        return f"""\
+# PostgreSQL for runs, event log and schedules (BETA_PIPELINE_INSTANCE_STORAGE=postgres):
+# the URL is read from ${POSTGRES_URL_ENV} by every Dagster process, never written here.
+storage:
+  postgres:
+    postgres_url:
+      env: {POSTGRES_URL_ENV}
+"""
+    # a JSON string is a YAML double-quoted scalar: any folder name (spaces, '#', ': ') works
+    event_log_dir = json.dumps(str(Path(dagster_home) / "history" / "runs"))
+    return f"""\
+# Dagster's SQLite event log with a batched write path for single-run backfills
+# (beta_pipeline/defs/instance_tuning.py): 8,600 partition events in seconds, not minutes.
+# On another Dagster version than the tested one it is Dagster's stock SqliteEventLogStorage.
+event_log_storage:
+  module: beta_pipeline.defs.instance_tuning
+  class: BatchingSqliteEventLogStorage
+  config:
+    base_dir: {event_log_dir}
+"""
+
+
 def dagster_yaml(dagster_home: Path) -> str:
     """The instance config of ``dagster_home`` (the text of its generated ``dagster.yaml``).
 
     Every path in it lies under ``dagster_home``; the file is regenerated at each start, so
-    add new blocks here (not to the file).
+    add new blocks here (not to the file). The storage follows ``BETA_PIPELINE_INSTANCE_STORAGE``
+    (:func:`storage_yaml`).
     """
-    # a JSON string is a YAML double-quoted scalar: any folder name (spaces, '#', ': ') works
-    event_log_dir = json.dumps(str(Path(dagster_home) / "history" / "runs"))
+    storage = storage_yaml(dagster_home).rstrip("\n")
     return f"""\
 {GENERATED_HEADER}
 # (do not edit: changes are overwritten). Put your own blocks in {LOCAL_OVERRIDES} beside this
 # file: each of its top-level keys replaces the one below.
 telemetry:
   enabled: false
-# Dagster's SQLite event log with a batched write path for single-run backfills
-# (beta_pipeline/defs/instance_tuning.py): 8,600 partition events in seconds, not minutes.
-event_log_storage:
-  module: beta_pipeline.defs.instance_tuning
-  class: BatchingSqliteEventLogStorage
-  config:
-    base_dir: {event_log_dir}
+{storage}
 # DuckDB allows one writer process per file: every asset or check that writes to the
 # warehouse runs in the pool "duckdb_writer", limited to one step at a time.
 concurrency:
