@@ -85,10 +85,24 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     run.add_argument("--nb-threads", type=int, default=2, help="torch threads per training")
 
-    query = sub.add_parser("query", help="read-only SQL on the warehouse, printed as a table")
+    query = sub.add_parser(
+        "query",
+        help="read-only SQL on the warehouse (SELECT, EXPLAIN, read PRAGMAs; no file access)",
+    )
     query.add_argument("sql", help="SQL text, or @file.sql")
     query.add_argument("--format", choices=["table", "csv", "markdown"], default="table")
     query.add_argument("--max-rows", type=int, default=50)
+    query.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write every row to FILE.csv or FILE.parquet (written by Python, not DuckDB)",
+    )
+    query.add_argument(
+        "--lock-timeout",
+        type=float,
+        metavar="S",
+        help="seconds to wait while a run writes (default $BETA_PIPELINE_LOCK_TIMEOUT_S or 120)",
+    )
 
     ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
@@ -371,7 +385,7 @@ def _read_binding(path: Path):
 
     if not path.exists():
         return None
-    with open_warehouse(path, read_only=True) as conn:
+    with open_warehouse(path, read_only=True, timeout_s=2) as conn:  # busy: say so, fast
         return read_source_binding(conn)
 
 
@@ -416,17 +430,35 @@ def _binding_allows(settings, wanted: set, all_assets) -> bool:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from beta_pipeline.lib.warehouse import open_warehouse
-
-    sql = args.sql
-    if sql.startswith("@"):
-        sql = Path(sql[1:]).read_text()
+    """Run read-only SQL: statements allow-listed by DuckDB's own parser, then run on a
+    read-only connection without file/network access and with its settings locked."""
     import duckdb
 
+    from beta_pipeline.lib.warehouse import open_sandboxed, read_only_statements
+
+    sql = args.sql
+    output = Path(args.output) if getattr(args, "output", None) else None
+    if output is not None and output.suffix.lower() not in (".csv", ".parquet"):
+        print("beta-pipeline query: --output must end in .csv or .parquet", file=sys.stderr)
+        return 1
     try:
-        with open_warehouse(get_settings().warehouse_path, read_only=True) as conn:
-            frame = conn.execute(sql).df()
-    except (duckdb.Error, FileNotFoundError) as err:
+        if sql.startswith("@"):
+            sql = Path(sql[1:]).read_text()
+        statements = read_only_statements(sql)
+        path = get_settings().warehouse_path
+        with open_sandboxed(path, timeout_s=getattr(args, "lock_timeout", None)) as conn:
+            frame = pd.DataFrame()
+            for statement in statements:
+                frame = conn.execute(statement).df()
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            if output.suffix.lower() == ".csv":
+                frame.to_csv(output, index=False)
+            else:
+                frame.to_parquet(output, index=False)
+            print(f"wrote {len(frame):,} rows to {output}")
+            return 0
+    except (duckdb.Error, OSError, ValueError) as err:  # ReadOnlyQueryError is a ValueError
         print(f"beta-pipeline query: {err}", file=sys.stderr)
         return 1
     if args.format == "csv":

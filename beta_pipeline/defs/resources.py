@@ -21,11 +21,27 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     """The DuckDB warehouse file; writers take the one-writer pool, readers open read-only."""
 
     path: str = Field(description="Path of the DuckDB file (default: $BETA_PIPELINE_HOME).")
+    lock_timeout_s: float | None = Field(
+        default=None,
+        description="Seconds an open waits while another process holds the file (retried "
+        "with backoff), default $BETA_PIPELINE_LOCK_TIMEOUT_S or 120.",
+    )
 
     @contextlib.contextmanager
-    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.open_warehouse(self.path, read_only=False) as conn:
+    def writer(self, timeout_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Read-write connection; waits up to ``timeout_s`` (default :attr:`lock_timeout_s`)
+        while another process (a reader too) holds the file."""
+        with warehouse.open_warehouse(
+            self.path,
+            read_only=False,
+            timeout_s=self.lock_timeout(timeout_s),
+            logger=dg.get_dagster_logger(),
+        ) as conn:
             yield conn
+
+    def lock_timeout(self, timeout_s: float | None = None) -> float:
+        """``timeout_s``, else :attr:`lock_timeout_s`, else the environment's (or 120 s)."""
+        return warehouse.lock_timeout_s(timeout_s if timeout_s is not None else self.lock_timeout_s)
 
     def check_source(self, source: PriceSourceResource) -> warehouse.SourceBinding:
         """Before an ingestion loads anything: fail the step (``dg.Failure`` naming both
@@ -46,11 +62,17 @@ class DuckDBWarehouse(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Read-only connection (the file is created with its tables if missing)."""
+        """Read-only connection (the file is created with its tables if missing); waits while a
+        writer process holds the file, as :meth:`writer`."""
         if not Path(self.path).exists():
-            with warehouse.open_warehouse(self.path, read_only=False):
+            with self.writer():
                 pass
-        with warehouse.open_warehouse(self.path, read_only=True) as conn:
+        with warehouse.open_warehouse(
+            self.path,
+            read_only=True,
+            timeout_s=self.lock_timeout(),
+            logger=dg.get_dagster_logger(),
+        ) as conn:
             yield conn
 
 

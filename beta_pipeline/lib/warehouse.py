@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -358,8 +363,188 @@ def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute(table.ddl())
 
 
-def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse; writers create it (and its tables) on first use."""
+#: Environment variable: how long (seconds) an open waits for another process's lock.
+LOCK_TIMEOUT_ENV = "BETA_PIPELINE_LOCK_TIMEOUT_S"
+DEFAULT_LOCK_TIMEOUT_S = 120.0
+#: Backoff between lock attempts: first sleep, growth factor, longest sleep (then jitter).
+_BACKOFF_FIRST_S = 0.05
+_BACKOFF_FACTOR = 2.0
+_BACKOFF_MAX_S = 0.5
+#: A waiting open logs a WARNING at its first wait and then every this many seconds; every
+#: other wait is logged at DEBUG.
+_WARN_EVERY_S = 10.0
+_LOG = logging.getLogger("beta_pipeline.warehouse")
+_HOLDER = re.compile(r"[Cc]onflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+#: DuckDB settings of a sandboxed query connection (``beta-pipeline query``): no file or
+#: network access besides the warehouse itself (no COPY TO, ATTACH, read_csv of other files,
+#: INSTALL), no extension auto-install or auto-load; set at connect time.
+SANDBOX_CONFIG: dict[str, object] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+}
+#: Read-only PRAGMAs a sandboxed query may run (any other PRAGMA is refused).
+_READ_PRAGMAS = frozenset(
+    {
+        "show_tables",
+        "show_tables_expanded",
+        "table_info",
+        "show",
+        "database_size",
+        "database_list",
+        "show_databases",
+        "storage_info",
+        "version",
+        "platform",
+        "functions",
+        "collations",
+        "metadata_info",
+    }
+)
+_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(ANALY[SZ]E\s+)?(\([^)]*\)\s*)?", re.IGNORECASE)
+_PRAGMA = re.compile(r"^\s*PRAGMA\s+(\w+)", re.IGNORECASE)
+
+
+class WarehouseLockedError(duckdb.IOException):
+    """Another process kept the warehouse file locked for longer than the lock timeout."""
+
+    def __init__(
+        self, message: str, path: Path, pid: int | None, waited_s: float, attempts: int
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.pid = pid
+        self.waited_s = waited_s
+        self.attempts = attempts
+
+
+class ReadOnlyQueryError(ValueError):
+    """SQL given to a read-only query holds a statement that is not a read."""
+
+
+def lock_timeout_s(value: float | None = None) -> float:
+    """The lock timeout: ``value`` if given, else ``$BETA_PIPELINE_LOCK_TIMEOUT_S``, else 120."""
+    if value is not None:
+        return max(0.0, float(value))
+    env = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not env:
+        return DEFAULT_LOCK_TIMEOUT_S
+    try:
+        return max(0.0, float(env))
+    except ValueError as err:
+        raise ValueError(f"{LOCK_TIMEOUT_ENV}={env!r} is not a number of seconds") from err
+
+
+def is_lock_error(err: BaseException) -> bool:
+    """Whether ``err`` is DuckDB's "another process holds the file" error."""
+    return isinstance(err, duckdb.IOException) and "could not set lock" in str(err).lower()
+
+
+def lock_holder(message: str) -> tuple[int | None, str | None]:
+    """The holder named in DuckDB's lock error: its pid and a description (pid and command
+    line from ``/proc/<pid>/cmdline`` when readable, else the program DuckDB names)."""
+    found = _HOLDER.search(message)
+    if found is None:
+        return None, None
+    pid = int(found["pid"])
+    command = found["program"]
+    with contextlib.suppress(OSError):
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        parts = [" ".join(p.decode(errors="replace").split()) for p in raw.split(b"\0") if p]
+        if parts:  # long arguments (a ``python -c`` script) shortened one by one
+            command = " ".join(p if len(p) <= 80 else p[:77] + "..." for p in parts)
+    if len(command) > 300:
+        command = command[:297] + "..."
+    return pid, f"PID {pid} ({command})"
+
+
+def retry_on_lock(
+    opener: Callable[[], duckdb.DuckDBPyConnection],
+    path: str | Path,
+    *,
+    read_only: bool,
+    timeout_s: float | None = None,
+    logger: logging.Logger | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """``opener()``, retried while another process holds the file's lock: exponential backoff
+    (0.05 s doubling to 0.5 s, jittered) up to ``timeout_s`` (default :func:`lock_timeout_s`),
+    logging each wait; then :class:`WarehouseLockedError` naming the holder."""
+    log = logger or _LOG
+    limit = lock_timeout_s(timeout_s)
+    start = time.monotonic()
+    delay = _BACKOFF_FIRST_S
+    attempts = 0
+    warned_at: float | None = None
+    mode = "read-only" if read_only else "read-write"
+    while True:
+        attempts += 1
+        try:
+            conn = opener()
+        except duckdb.IOException as err:
+            if not is_lock_error(err):
+                raise
+            waited = time.monotonic() - start
+            pid, holder = lock_holder(str(err))
+            holder = holder or "another process"
+            left = limit - waited
+            if left <= 0:
+                raise WarehouseLockedError(
+                    f"warehouse {path} is locked by {holder}: gave up opening it {mode} after "
+                    f"{waited:.1f} s and {attempts} attempts (lock timeout {limit:g} s: "
+                    f"{LOCK_TIMEOUT_ENV} or the resource's lock_timeout_s). DuckDB lets one "
+                    "process write the file or many read it, never both: close that "
+                    "connection (in notebooks use beta_pipeline.read(), which never holds "
+                    "the file between cells).",
+                    Path(path),
+                    pid,
+                    waited,
+                    attempts,
+                ) from err
+            sleep = min(left, delay * random.uniform(0.5, 1.0))
+            level = logging.DEBUG
+            if warned_at is None or waited - warned_at >= _WARN_EVERY_S:
+                level, warned_at = logging.WARNING, waited
+            log.log(
+                level,
+                "warehouse %s is locked by %s; open %s waits %.2f s (attempt %d, %.1f s of %g s)",
+                path,
+                holder,
+                mode,
+                sleep,
+                attempts,
+                waited,
+                limit,
+            )
+            time.sleep(sleep)
+            delay = min(delay * _BACKOFF_FACTOR, _BACKOFF_MAX_S)
+            continue
+        if attempts > 1:
+            log.info(
+                "warehouse %s opened %s after %.2f s and %d attempts",
+                path,
+                mode,
+                time.monotonic() - start,
+                attempts,
+            )
+        return conn
+
+
+def connect(
+    path: str | Path,
+    read_only: bool = False,
+    *,
+    timeout_s: float | None = None,
+    config: dict[str, object] | None = None,
+    logger: logging.Logger | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse; writers create it (and its tables) on first use.
+
+    While another process holds the file (DuckDB: one read-write process or many read-only
+    ones), the open is retried up to ``timeout_s`` (see :func:`retry_on_lock`). ``config``
+    are DuckDB settings applied at connect time (e.g. :data:`SANDBOX_CONFIG`).
+    """
     path = Path(path)
     if read_only and not path.exists():
         raise FileNotFoundError(
@@ -367,7 +552,16 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
             "(beta-pipeline run)"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(path), read_only=read_only)
+    kwargs: dict[str, object] = {"read_only": read_only}
+    if config:
+        kwargs["config"] = dict(config)
+    conn = retry_on_lock(
+        lambda: duckdb.connect(str(path), **kwargs),
+        path,
+        read_only=read_only,
+        timeout_s=timeout_s,
+        logger=logger,
+    )
     conn.execute("SET enable_progress_bar = false")
     if not read_only:
         ensure_tables(conn)
@@ -376,11 +570,109 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
 
 @contextlib.contextmanager
 def open_warehouse(
-    path: str | Path, read_only: bool = False
+    path: str | Path,
+    read_only: bool = False,
+    *,
+    timeout_s: float | None = None,
+    logger: logging.Logger | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Context manager around :func:`connect` that always closes the connection."""
-    conn = connect(path, read_only=read_only)
+    """Context manager around :func:`connect` (lock retry included) that always closes."""
+    conn = connect(path, read_only=read_only, timeout_s=timeout_s, logger=logger)
     try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _default_path(path: str | Path | None) -> Path:
+    if path is not None:
+        return Path(path)
+    from beta_pipeline.settings import get_settings
+
+    return get_settings().warehouse_path
+
+
+@contextlib.contextmanager
+def connect_readonly(
+    path: str | Path | None = None, timeout_s: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Read-only connection for notebooks and scripts (default: the settings' warehouse),
+    waiting while a writer holds the file; closed when the ``with`` block ends, so keep the
+    block short: a writer waits for it."""
+    with open_warehouse(_default_path(path), read_only=True, timeout_s=timeout_s) as conn:
+        yield conn
+
+
+def read(
+    sql: str,
+    params: Sequence[object] | dict[str, object] | None = None,
+    *,
+    path: str | Path | None = None,
+    timeout_s: float | None = None,
+) -> pd.DataFrame:
+    """Run one query read-only and return all its rows: opens, fetches and closes at once,
+    so nothing holds the warehouse between notebook cells."""
+    with connect_readonly(path, timeout_s=timeout_s) as conn:
+        return conn.execute(sql, params).df()
+
+
+def read_only_statements(sql: str) -> list[duckdb.Statement]:
+    """Parse ``sql`` with DuckDB and return its statements if every one is a read: SELECT
+    (with CTEs, DESCRIBE, SHOW, SUMMARIZE), EXPLAIN of one, or a read-only PRAGMA; else
+    :class:`ReadOnlyQueryError` naming the refused statement."""
+    parser = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
+    try:
+        try:
+            statements = parser.extract_statements(sql)
+        except duckdb.Error as err:
+            raise ReadOnlyQueryError(str(err)) from err
+        if not statements:
+            raise ReadOnlyQueryError("no SQL statement given")
+        for statement in statements:
+            refused = _refusal(parser, statement)
+            if refused:
+                text = " ".join(statement.query.split())
+                text = text if len(text) <= 120 else text[:117] + "..."
+                raise ReadOnlyQueryError(
+                    f"the warehouse query is read-only: {refused} refused in: {text}"
+                )
+        return statements
+    finally:
+        parser.close()
+
+
+def _refusal(parser: duckdb.DuckDBPyConnection, statement: duckdb.Statement) -> str | None:
+    kind = statement.type
+    if kind == duckdb.StatementType.SELECT:
+        return None
+    if kind == duckdb.StatementType.EXPLAIN:
+        inner = _EXPLAIN.sub("", statement.query, count=1)
+        try:
+            parts = parser.extract_statements(inner)
+        except duckdb.Error:
+            return "EXPLAIN of an unparsable statement"
+        if len(parts) == 1 and parts[0].type == duckdb.StatementType.SELECT:
+            return None
+        return f"EXPLAIN of {', '.join(p.type.name for p in parts) or 'nothing'}"
+    if kind == duckdb.StatementType.PRAGMA:
+        name = _PRAGMA.match(statement.query)
+        if name and name[1].lower() in _READ_PRAGMAS:
+            return None
+        return f"PRAGMA {name[1] if name else ''}".strip()
+    words = statement.query.split(maxsplit=1)
+    word = words[0].upper() if words else kind.name
+    return f"{kind.name} statement" if word == kind.name else f"{word} ({kind.name}) statement"
+
+
+@contextlib.contextmanager
+def open_sandboxed(
+    path: str | Path | None = None, timeout_s: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Read-only warehouse connection with :data:`SANDBOX_CONFIG` and its configuration
+    locked (``lock_configuration``: SQL cannot SET/RESET anything back); lock retry included."""
+    conn = connect(_default_path(path), read_only=True, timeout_s=timeout_s, config=SANDBOX_CONFIG)
+    try:
+        conn.execute("SET lock_configuration = true")
         yield conn
     finally:
         conn.close()
