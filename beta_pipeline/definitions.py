@@ -19,6 +19,7 @@ from beta_pipeline.defs.jobs import build_jobs
 from beta_pipeline.defs.neuralbeta.assets import NEURALBETA_ASSETS
 from beta_pipeline.defs.portfolios.assets import PORTFOLIO_ASSETS
 from beta_pipeline.defs.quality.checks import QUALITY_CHECKS
+from beta_pipeline.defs.quality.model_checks import MODEL_CHECKS
 from beta_pipeline.defs.recovery import dead_run_sensor
 from beta_pipeline.defs.resources import default_resources
 from beta_pipeline.defs.returns.assets import daily_returns_asset, monthly_returns_asset
@@ -47,7 +48,7 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Defin
     jobs = build_jobs(ASSETS)
     return dg.Definitions(
         assets=ASSETS,
-        asset_checks=[*QUALITY_CHECKS, *CRYPTO_CHECKS],
+        asset_checks=[*QUALITY_CHECKS, *CRYPTO_CHECKS, *MODEL_CHECKS],
         jobs=jobs,
         sensors=[automation_sensor(), dead_run_sensor],
         resources=dict(resources) if resources is not None else default_resources(),

@@ -20,6 +20,7 @@ import pytest
 
 from beta_pipeline.defs.partitions import session_partitions
 from beta_pipeline.defs.quality.checks import QUALITY_CHECKS
+from beta_pipeline.defs.quality.model_checks import MODEL_CHECKS
 from beta_pipeline.lib import calendar
 
 NY = ZoneInfo("America/New_York")
@@ -60,7 +61,7 @@ def _load_history(instance: dg.DagsterInstance, through: str) -> None:
         _materialize(instance, asset, months)
     for asset in ("security_master", "hedging_performance", "beta_portfolio_summary"):
         _materialize(instance, asset, [None])  # type: ignore[list-item]
-    for check in QUALITY_CHECKS:  # the last runs' checks passed
+    for check in (*QUALITY_CHECKS, *MODEL_CHECKS):  # the last runs' checks passed
         for key in check.check_keys:
             instance.report_runless_asset_event(
                 dg.AssetCheckEvaluation(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -69,8 +70,24 @@ def frame_metadata(frame: pd.DataFrame, date_column: str = "date") -> dict[str, 
 
 
 def png_metadata(png: bytes, alt: str = "plot") -> dg.MetadataValue:
-    """A PNG shown inline in the UI (Markdown image with a data URI)."""
+    """A PNG for the UI: Markdown with a data-URI image.
+
+    Dagster's UI renders a Markdown value of 1,000 characters or more as a
+    ``[Show Markdown]`` link on the asset page, the event log and the run page; the link
+    opens a dialog with the rendered image (its Markdown renderer allows ``data:`` images).
+    """
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def plot_entries(name: str, png: bytes, path: Path, alt: str | None = None) -> dict[str, object]:
+    """Write ``png`` to ``path`` (under the artifacts) and return the metadata entries
+    ``{name: the image, name_file: its path}``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png)
+    return {
+        name: png_metadata(png, alt or name),
+        f"{name}_file": dg.MetadataValue.path(str(path)),
+    }
 
 
 def materialize_result(
@@ -83,7 +100,8 @@ def materialize_result(
 
     Dagster copies a range run's metadata onto each partition's event (8,600 for a
     33-year weekday backfill), so previews and plots (``rich``) go on the materialization
-    only for a single-partition run, and otherwise on ONE observation of the asset.
+    of the run's LAST partition only (``context.add_asset_metadata``): that event is the
+    asset's latest materialization, the one the UI's asset page shows, whatever the range.
     ``asset_key`` names the asset of a multi-asset (default: the context's one asset).
     """
     rich = rich or {}
@@ -92,7 +110,6 @@ def materialize_result(
         return dg.MaterializeResult(asset_key=key, metadata={**metadata, **rich})
     if rich:
         keys = context.partition_keys
-        rich = {**rich, "partitions": f"{keys[0]}..{keys[-1]}"}
-        observed = key if key is not None else context.asset_key
-        context.log_event(dg.AssetObservation(asset_key=observed, metadata=rich))
+        rich = {**rich, "run_partitions": f"{keys[0]}..{keys[-1]}"}
+        context.add_asset_metadata(rich, asset_key=key, partition_key=keys[-1])
     return dg.MaterializeResult(asset_key=key, metadata=metadata)

@@ -8,16 +8,29 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+#: Byte budget of one PNG: plots travel inline (base64) in Dagster metadata.
+MAX_PNG_BYTES = 150_000
+#: Resolutions tried in turn until a figure fits ``MAX_PNG_BYTES``.
+DPIS = (100, 80, 64, 50)
 
-def to_png(fig: plt.Figure) -> bytes:
-    """Render and close a figure."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+
+def to_png(fig: plt.Figure, max_bytes: int = MAX_PNG_BYTES) -> bytes:
+    """Render and close a figure, lowering the DPI until it fits ``max_bytes``."""
+    png = b""
+    try:
+        for dpi in DPIS:
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+            png = buf.getvalue()
+            if len(png) <= max_bytes:
+                break
+    finally:
+        plt.close(fig)
+    return png
 
 
 def returns_overview(daily: pd.DataFrame) -> bytes:
@@ -90,6 +103,24 @@ def small_multiples(
         ax.legend(fontsize=7)
     for ax in axes.ravel()[len(keys):]:
         ax.set_visible(False)
+    for ax in axes.ravel():
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     fig.suptitle(title)
     fig.tight_layout()
+    return to_png(fig)
+
+
+def quantile_bands(
+    frame: pd.DataFrame, x: str, y: str, title: str, ylabel: str | None = None
+) -> bytes:
+    """Cross-sectional median of ``y`` per ``x`` with its 10-90 % and 25-75 % bands (e.g.
+    the distribution of monthly betas over time)."""
+    q = frame.groupby(x)[y].quantile([0.1, 0.25, 0.5, 0.75, 0.9]).unstack().sort_index()
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.fill_between(q.index, q[0.1], q[0.9], alpha=0.2, color="tab:blue", label="10-90 %")
+    ax.fill_between(q.index, q[0.25], q[0.75], alpha=0.35, color="tab:blue", label="25-75 %")
+    ax.plot(q.index, q[0.5], lw=1.2, color="tab:blue", label="median")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel or y)
+    ax.legend(fontsize=8)
     return to_png(fig)

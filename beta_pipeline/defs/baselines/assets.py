@@ -16,7 +16,7 @@ from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
 from beta_pipeline.defs.util import (
     materialize_result,
     partition_label,
-    png_metadata,
+    plot_entries,
     preview,
     window,
 )
@@ -244,22 +244,30 @@ def daily_betas(
     rich: dict[str, object] = {"preview": preview(sample)}
     png = (
         _example_plot(warehouse_db, start, end, f"ols_{max(config.ols_windows)}")
-        if n and config.ols_windows and (end - start).days > 200
+        if n and config.ols_windows
         else None
     )
     if png is not None:
-        path = artifacts.path("baselines", f"daily_betas_examples_{label}.png")
-        path.write_bytes(png)
-        rich["example_betas"] = png_metadata(png, "example betas")
-        rich["example_betas_file"] = dg.MetadataValue.path(str(path))
+        # a range run keeps its plot per range; an incremental (one-day) run overwrites one
+        # file, so that daily runs do not leave a file per day
+        name = label if (end - start).days > 7 else "latest"
+        path = artifacts.path("baselines", f"daily_betas_examples_{name}.png")
+        rich.update(plot_entries("example_betas", png, path, "example betas"))
     return materialize_result(context, small, rich)
+
+
+#: Days of history before a run's window end that the example plot shows at least (a
+#: one-day run still plots its betas' recent path).
+PLOT_SPAN_DAYS = 730
 
 
 def _example_plot(
     db: DuckDBWarehouse, start: pd.Timestamp, end: pd.Timestamp, ols: str = "ols_252"
 ) -> bytes | None:
     """CAPM betas of up to four symbols by the longest rolling OLS (``ols``, e.g. OLS-252),
-    EW-WLS and Kalman; None when ``ols`` has no rows in the window (nothing to plot)."""
+    EW-WLS and Kalman, over the run's window or at least the ``PLOT_SPAN_DAYS`` before its
+    end; None when ``ols`` has no rows there (nothing to plot)."""
+    first = min(start, end - pd.Timedelta(days=PLOT_SPAN_DAYS))
     with db.reader() as conn:
         frame = conn.execute(
             """
@@ -272,7 +280,7 @@ def _example_plot(
             WHERE model = 'capm' AND estimator IN (?, 'ewm', 'kalman')
               AND symbol IN (SELECT symbol FROM pick) AND date >= ? AND date < ?
             """,
-            [ols, start.date(), end.date(), ols, start.date(), end.date()],
+            [ols, first.date(), end.date(), ols, first.date(), end.date()],
         ).df()
     if frame.empty:
         return None
@@ -300,7 +308,10 @@ class MonthlyBetasConfig(dg.Config):
     description="Monthly rolling OLS betas (60 months, min 48) for CAPM, FF3 and FF5.",
 )
 def monthly_betas(
-    context: dg.AssetExecutionContext, config: MonthlyBetasConfig, warehouse_db: DuckDBWarehouse
+    context: dg.AssetExecutionContext,
+    config: MonthlyBetasConfig,
+    warehouse_db: DuckDBWarehouse,
+    artifacts: ArtifactStore,
 ) -> dg.MaterializeResult:
     start, end = window(context)
     label = partition_label(start, end, monthly=True)
@@ -333,7 +344,33 @@ def monthly_betas(
         ).df()
     context.log.info(f"monthly_betas: wrote {n:,} rows for {label}")
     small = {"dagster/row_count": n, "rows_by_model": dg.MetadataValue.json(counts)}
-    return materialize_result(context, small, {"preview": preview(sample)})
+    rich: dict[str, object] = {"preview": preview(sample)}
+    png = _monthly_plot(warehouse_db, name, start, end) if n else None
+    if png is not None:
+        monthly = (end - start).days > 40
+        path = artifacts.path("baselines", f"monthly_betas_{label if monthly else 'latest'}.png")
+        rich.update(plot_entries("beta_distribution", png, path, "monthly CAPM betas"))
+    return materialize_result(context, small, rich)
+
+
+def _monthly_plot(
+    db: DuckDBWarehouse, estimator: str, start: pd.Timestamp, end: pd.Timestamp
+) -> bytes | None:
+    """Cross-sectional distribution of the monthly CAPM betas over the run's window (at
+    least the ten years before its end); None without rows."""
+    first = min(start, end - pd.DateOffset(years=10))
+    with db.reader() as conn:
+        frame = conn.execute(
+            "SELECT month, beta FROM betas.monthly WHERE model = 'capm' AND estimator = ? "
+            "AND month >= ? AND month < ? AND isfinite(beta)",
+            [estimator, first.date(), end.date()],
+        ).df()
+    if frame.empty:
+        return None
+    frame["month"] = pd.to_datetime(frame["month"])
+    return plots.quantile_bands(
+        frame, "month", "beta", f"Monthly CAPM betas ({estimator}) across stocks", "beta"
+    )
 
 
 class HedgingConfig(dg.Config):
@@ -387,7 +424,5 @@ def hedging_performance(
             hue="model",
         )
         path = artifacts.path("baselines", "hedging_performance.png")
-        path.write_bytes(png)
-        meta["improvement_plot"] = png_metadata(png, "improvement over OLS")
-        meta["improvement_plot_file"] = dg.MetadataValue.path(str(path))
+        meta.update(plot_entries("improvement_plot", png, path, "improvement over OLS"))
     return dg.MaterializeResult(metadata=meta)

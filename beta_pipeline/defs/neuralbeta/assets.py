@@ -3,7 +3,6 @@ model partitions), evaluation with Table 1 and figures, and daily market betas/N
 
 import dataclasses
 import json
-import time
 import uuid
 
 import dagster as dg
@@ -12,10 +11,12 @@ import pandas as pd
 import torch
 
 from beta_pipeline.defs.partitions import DUCKDB_POOL, session_partitions
+from beta_pipeline.defs.quality.model_checks import window_ols_rmse
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
 from beta_pipeline.defs.util import (
     materialize_result,
     partition_label,
+    plot_entries,
     png_metadata,
     preview,
     window,
@@ -284,19 +285,14 @@ def _split_end(data) -> pd.Timestamp | None:
     return None if keys is None else pd.Timestamp(keys["date"].max())
 
 
-def _write_with_retry(warehouse_db: DuckDBWarehouse, write, attempts: int = 60) -> None:
-    """Run ``write(conn)`` in one writer connection, waiting while another process (say a
-    ``beta-pipeline query`` reader) holds the DuckDB file: a long training must not be
-    lost to a lock at its very end."""
-    for i in range(attempts):
-        try:
-            with warehouse_db.writer() as conn:
-                write(conn)
-            return
-        except Exception as exc:  # noqa: BLE001 - duckdb raises IOException on the lock
-            if "lock" not in str(exc).lower() or i == attempts - 1:
-                raise
-            time.sleep(1.0)
+def _write_with_retry(warehouse_db: DuckDBWarehouse, write, timeout_s: float = 600.0) -> None:
+    """Run ``write(conn)`` in one writer connection, waiting (the shared lock retry of
+    :meth:`DuckDBWarehouse.writer`, at least ``timeout_s``) while another process, say a
+    ``beta-pipeline query`` reader, holds the DuckDB file: a long training must not be lost
+    to a lock at its very end."""
+    wait = max(timeout_s, warehouse_db.lock_timeout())
+    with warehouse_db.writer(timeout_s=wait) as conn:
+        write(conn)
 
 
 @dg.asset(
@@ -414,6 +410,8 @@ def neuralbeta_model(
             "train_windows": len(dm.train_set),
             "factors": ", ".join(factors),
             "corr_rmse_y_rmse_beta": corr,
+            # the baseline of the neuralbeta_model_sanity check (defs/quality/model_checks.py)
+            "ols_val_rmse_y": window_ols_rmse(dm.val_set),
             **{k: str(pd.Timestamp(v).date()) for k, v in split.items() if v is not None},
             "history": png_metadata(png, "validation history"),
         }
@@ -640,8 +638,7 @@ def neuralbeta_evaluation(
             scatter[["market_vol_5d", "recent_weight_share"]].corr().iloc[0, 1]
         )
     for name, png in figures.items():
-        artifacts.path("plots", f"neuralbeta_{name}.png").write_bytes(png)
-        meta[name] = png_metadata(png, name)
+        meta.update(plot_entries(name, png, artifacts.path("plots", f"neuralbeta_{name}.png")))
     yield dg.MaterializeResult(metadata=meta)
 
 

@@ -28,7 +28,7 @@ from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
 from beta_pipeline.defs.util import (
     materialize_result,
     partition_label,
-    png_metadata,
+    plot_entries,
     preview,
     window,
 )
@@ -273,9 +273,7 @@ def beta_portfolio_sorts(
             ("mean_beta", sort_plots.mean_beta_over_time(history, chosen[:4])),
         ):
             path = artifacts.path("portfolios", f"beta_sorts_{name}.png")
-            path.write_bytes(png)
-            rich[name] = png_metadata(png, name)
-            rich[f"{name}_file"] = dg.MetadataValue.path(str(path))
+            rich.update(plot_entries(name, png, path))
     return materialize_result(context, small, rich)
 
 
@@ -338,9 +336,7 @@ def beta_portfolio_summary(
         if chosen:
             png = sort_plots.security_market_line(plottable, mkt_mean, chosen)
             path = artifacts.path("portfolios", "beta_sorts_sml.png")
-            path.write_bytes(png)
-            meta["security_market_line"] = png_metadata(png, "security market line")
-            meta["security_market_line_file"] = dg.MetadataValue.path(str(path))
+            meta.update(plot_entries("security_market_line", png, path, "security market line"))
     return dg.MaterializeResult(metadata=meta)
 
 
