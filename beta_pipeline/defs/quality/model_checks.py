@@ -328,7 +328,7 @@ def neuralbeta_model_sanity(
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("neuralbeta_model")), limit=50
     ).records
-    mine = [r for r in records if r.run_id == context.run_id] or records[:1]
+    mine = [r for r in records if r.run_id == context.op_execution_context.run_id] or records[:1]
     if not mine:
         raise dg.Failure("neuralbeta_model_sanity: no materialization of neuralbeta_model")
     by_check: dict[str, list[CheckOutcome]] = {}
