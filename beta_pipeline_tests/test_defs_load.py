@@ -96,8 +96,21 @@ def test_jobs_exist_and_automation_replaces_schedules(defs: dg.Definitions) -> N
         "monthly_betas", "beta_portfolio_sorts", "hedging_performance", "neuralbeta_betas",
     } <= automated
     assert "neuralbeta_model" not in automated  # training runs on demand
+    from beta_pipeline.defs.automation import automation_sensor
+
+    # on for live sources, off for the static embedded data, overridable
     sensor = defs.resolve_sensor_def("beta_pipeline_automation")
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.default_status == automation_sensor().default_status
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BETA_PIPELINE_SOURCE", "yfinance")
+        assert automation_sensor().default_status == dg.DefaultSensorStatus.RUNNING
+        mp.setenv("BETA_PIPELINE_AUTOMATION", "off")
+        assert automation_sensor().default_status == dg.DefaultSensorStatus.STOPPED
+        mp.setenv("BETA_PIPELINE_SOURCE", "embedded")
+        mp.delenv("BETA_PIPELINE_AUTOMATION")
+        assert automation_sensor().default_status == dg.DefaultSensorStatus.STOPPED
+        mp.setenv("BETA_PIPELINE_AUTOMATION", "on")
+        assert automation_sensor().default_status == dg.DefaultSensorStatus.RUNNING
     assert not any(k.startswith("crypto") for k in automated)  # opt-in group
 
 

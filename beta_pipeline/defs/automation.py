@@ -188,12 +188,20 @@ def with_automation(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefi
 SENSOR_NAME = "beta_pipeline_automation"
 
 
+def automation_enabled() -> bool:
+    """``BETA_PIPELINE_AUTOMATION`` (on/off); by default on, except for the embedded source,
+    whose shipped data never gains a session (its automation would fail every evening)."""
+    source = os.environ.get("BETA_PIPELINE_SOURCE", "embedded").strip().lower()
+    default = "off" if source == "embedded" else "on"
+    value = os.environ.get("BETA_PIPELINE_AUTOMATION", default).strip().lower()
+    return value not in ("off", "0", "false", "no")
+
+
 def automation_sensor() -> dg.AutomationConditionSensorDefinition:
-    """The sensor evaluating every condition above every 30 s: running by default, or
-    stopped when ``BETA_PIPELINE_AUTOMATION=off`` (a home only backfilled by hand)."""
-    enabled = os.environ.get("BETA_PIPELINE_AUTOMATION", "on").strip().lower() not in (
-        "off", "0", "false", "no"
-    )
+    """The sensor evaluating every condition above every 30 s: running by default (stopped
+    for the embedded source or with ``BETA_PIPELINE_AUTOMATION=off``; it can always be
+    started in the UI)."""
+    enabled = automation_enabled()
     return dg.AutomationConditionSensorDefinition(
         SENSOR_NAME,
         target=dg.AssetSelection.all() | dg.AssetSelection.all_asset_checks(),
