@@ -22,8 +22,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from beta_pipeline.defs.recovery import RUN_PID_TAG, cli_run_tags, pool_info
 from beta_pipeline.defs.partitions import DUCKDB_POOL
+from beta_pipeline.defs.recovery import RUN_PID_TAG, cli_run_tags, pool_info
 from beta_pipeline.settings import write_instance_config
 from beta_pipeline_tests.conftest import REPO_ROOT
 from beta_pipeline_tests.test_defs_support import query
