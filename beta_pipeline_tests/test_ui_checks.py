@@ -139,3 +139,42 @@ def test_range_run_puts_the_plot_on_the_last_partition() -> None:
     assert all(e["rows"].value == 1 for e in events.values())
     latest = instance.get_latest_materialization_event(dg.AssetKey("thing"))
     assert latest is not None and "plot" in latest.asset_materialization.metadata
+
+
+def test_only_market_betas_are_bounded() -> None:
+    """Factor loadings (SMB, HML, RMW, CMA) over 60-day windows can be large: not bounded."""
+    betas = _betas([1.0, 15.0, 0.9, 1.0, 1.2], [60] * 5).assign(model="ff5", factor="cma")
+    assert _outcomes(betas, _sessions())["betas_within_bounds"].passed
+    assert not _outcomes(betas.assign(factor="mkt_rf"), _sessions())[
+        "betas_within_bounds"
+    ].passed
+
+
+def test_the_sql_aggregates_give_the_frame_rules_outcomes(tmp_path: Path) -> None:
+    """What the asset check reads from DuckDB (suspect rows, dates, n_obs) gives the same
+    outcomes as the rules on the whole frame."""
+    from beta_pipeline.defs.resources import DuckDBWarehouse
+    from beta_pipeline.lib.warehouse import TABLES
+
+    db = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    frame = pd.concat(
+        [
+            _betas([1.0, np.inf, 0.9, np.nan, 12.0], [60, 60, 60, 50, 60]),
+            _betas([2.0, 30.0, np.nan, 1.0, 1.0], [60, 60, 10, 60, 60]).assign(
+                model="ff3", factor="hml"
+            ),
+        ]
+    ).drop(index=[2])  # 2021-01-06 has no betas at all
+    columns = TABLES["betas.daily"].column_names
+    rows = frame.reindex(columns=columns)
+    with db.writer() as conn:
+        conn.register("frame", rows)
+        conn.execute("INSERT INTO betas.daily SELECT * FROM frame")
+    start, end = DATES[0], DATES[-1] + pd.Timedelta(days=1)
+    suspects, present, seen, _ = mc.read_daily_betas(db, start, end, mc.MAX_ABS_BETA)
+    from_sql = mc.evaluate_daily_betas(suspects, present, seen, _sessions())
+    from_frame = mc.check_daily_betas(frame, _sessions())
+    assert [(o.check_name, o.passed, o.n_rows) for o in from_sql] == [
+        (o.check_name, o.passed, o.n_rows) for o in from_frame
+    ]
+    assert [o.passed for o in from_sql] == [False, False, False]
