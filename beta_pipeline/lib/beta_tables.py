@@ -20,6 +20,7 @@ from beta_pipeline.lib.estimators.long import (
     ESTIMATORS,
     _date_positions,
     _symbol_codes,
+    kalman_rows,
     unpivot,
 )
 from beta_pipeline.lib.estimators.long import _kalman as kalman_betas_result
@@ -130,6 +131,9 @@ class Panel:
     factors: list[str]
     y: np.ndarray
     x: np.ndarray
+    #: Rows of the model's whole history before ``dates[0]`` (a trailing read): windowed
+    #: estimators align their row tiles to the history's first row (bit-identical rows).
+    origin: int = 0
 
     @classmethod
     def build(
@@ -140,7 +144,7 @@ class Panel:
         return cls(dates, symbols, [str(c) for c in factors.columns], y, factors.to_numpy(float))
 
     @classmethod
-    def from_wide(cls, wide: WideReturns, factors: pd.DataFrame) -> Panel:
+    def from_wide(cls, wide: WideReturns, factors: pd.DataFrame, origin: int = 0) -> Panel:
         """``Panel.build`` on the rows ``wide`` was pivoted from: the same arrays (``y`` is
         ``wide.y`` itself, not a copy, when the factors cover every return date)."""
         dates = pd.DatetimeIndex(factors.index)
@@ -151,7 +155,8 @@ class Panel:
             y = np.full((len(dates), len(wide.symbols)), np.nan)
             y[rows >= 0] = wide.y[rows[rows >= 0]]
         return cls(
-            dates, wide.symbols, [str(c) for c in factors.columns], y, factors.to_numpy(float)
+            dates, wide.symbols, [str(c) for c in factors.columns], y, factors.to_numpy(float),
+            origin,
         )
 
     def rows_before(self, when: pd.Timestamp) -> int:
@@ -237,6 +242,10 @@ FROM returns.daily AS r JOIN s USING (symbol)
 WHERE r.date < $1
 """
 WIDE_SYMBOLS_SQL = "SELECT DISTINCT symbol FROM returns.daily WHERE date < $1 ORDER BY symbol"
+#: WIDE_RETURNS_SQL for the rows from ``$2`` on (a trailing read): the codes stay those of
+#: every symbol before ``$1``, so the panel has the whole history's columns.
+WIDE_RETURNS_FROM_SQL = WIDE_RETURNS_SQL.rstrip() + " AND r.date >= $2\n"
+DATES_SQL = "SELECT DISTINCT date FROM returns.daily WHERE date < $1 ORDER BY date"
 
 
 @dataclass
@@ -307,11 +316,14 @@ class WideReturns:
         return cls(dates, symbols, y, market, n_rows)
 
 
-def read_returns_wide(conn: Any, end: pd.Timestamp) -> WideReturns:
+def read_returns_wide(
+    conn: Any, end: pd.Timestamp, start: pd.Timestamp | None = None
+) -> WideReturns:
     """RETURNS_SQL's rows (``date < end``) as :class:`WideReturns`: DuckDB ships dates as
     day numbers and symbols as integer codes (WIDE_RETURNS_SQL), numpy scatters them into
     the (T, N) array. At 27 M rows this replaces ``.df()`` (one Python string per row,
-    ~2.5 GB), the ORDER BY and the pandas pivot."""
+    ~2.5 GB), the ORDER BY and the pandas pivot. With ``start``: only rows dated from
+    ``start`` on, with the symbols (columns) of the whole history before ``end``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -319,7 +331,12 @@ def read_returns_wide(conn: Any, end: pd.Timestamp) -> WideReturns:
     conn.execute("BEGIN TRANSACTION")  # one snapshot for the symbols and the codes
     try:
         symbols = conn.execute(WIDE_SYMBOLS_SQL, params).fetchnumpy()["symbol"]
-        table = conn.sql(WIDE_RETURNS_SQL, params=params).to_arrow_table()
+        if start is None:
+            table = conn.sql(WIDE_RETURNS_SQL, params=params).to_arrow_table()
+        else:
+            table = conn.sql(
+                WIDE_RETURNS_FROM_SQL, params=[*params, pd.Timestamp(start).date()]
+            ).to_arrow_table()
     except BaseException:
         conn.execute("ROLLBACK")
         raise
@@ -330,6 +347,100 @@ def read_returns_wide(conn: Any, end: pd.Timestamp) -> WideReturns:
     mkt = table.column("mkt_excess").to_numpy()
     del table
     return WideReturns.from_codes(days, codes, ret, mkt, list(symbols))
+
+
+def read_calendar(conn: Any, end: pd.Timestamp) -> tuple[pd.DatetimeIndex, pd.Index]:
+    """Every return date and every symbol before ``end`` (sorted): the rows and columns of
+    the whole-history panel, without reading the returns."""
+    params = [pd.Timestamp(end).date()]
+    dates = conn.execute(DATES_SQL, params).fetchnumpy()["date"]
+    symbols = conn.execute(WIDE_SYMBOLS_SQL, params).fetchnumpy()["symbol"]
+    days = pd.DatetimeIndex(np.asarray(dates, dtype="datetime64[D]").astype("datetime64[us]"))
+    return days, pd.Index(list(symbols), dtype=object)
+
+
+def lookback_row(spec: EstimatorSpec, first_row: int) -> int | None:
+    """The first history row a windowed spec reads to compute rows ``first_row..`` exactly
+    as over the whole history (its window, its Dimson lags and leads, and the row tile the
+    first row falls in; see ``regression.rolling_regression``); None: it needs every row."""
+    if spec.kind not in WINDOWED or spec.params.get("window") is None:
+        return None
+    from beta_pipeline.lib.estimators.regression import CHUNK_ROWS
+
+    window = int(spec.params["window"])
+    chunk = max(int(spec.params.get("chunk_rows", CHUNK_ROWS)), window, 1)
+    leads = int(spec.params.get("leads", 1)) if spec.kind == "dimson" else 0
+    lags = int(spec.params.get("lags", 1)) if spec.kind == "dimson" else 0
+    row = max(first_row - leads, 0)
+    return max((row // chunk) * chunk - window + 1 - lags, 0)
+
+
+def trailing_read(
+    models: Sequence[str],
+    specs: Sequence[EstimatorSpec],
+    stored: dict[str, pd.DataFrame],
+    states: dict[str, dict[str, KalmanState]],
+    dates: pd.DatetimeIndex,
+    symbols: pd.Index,
+    market: pd.DataFrame,
+    start: pd.Timestamp,
+    refit: bool = False,
+) -> tuple[pd.Timestamp | None, dict[str, int], str]:
+    """Where a run writing from ``start`` may begin reading returns: (the first date to read
+    or None for the whole history, each model's rows before it, why).
+
+    A trailing read is possible when nothing is fitted in this run (the EW half-life and
+    the Kalman parameters are stored, no ``refit``) and every Kalman state is fresh (dated
+    at the model's session before ``start``, the same symbols and training span: the
+    conditions under which ``daily_betas`` resumes the filter); the read then starts at the
+    earliest :func:`lookback_row` of the windowed specs (and the session before ``start``),
+    so every written row equals the whole-history run's."""
+    if refit:
+        return None, {}, "refit"
+    calendar = pd.DataFrame({"date": dates, "mkt_excess": np.nan})
+    firsts: dict[str, pd.Timestamp] = {}
+    model_dates: dict[str, pd.DatetimeIndex] = {}
+    for model in models:
+        factors = factor_frame(model, calendar, market)
+        if factors is None:
+            continue
+        mdates = pd.DatetimeIndex(factors.index)
+        model_dates[model] = mdates
+        r_lo = int(mdates.searchsorted(pd.Timestamp(start), side="left"))
+        if r_lo >= len(mdates):
+            continue  # no row to write for this model
+        rows = [max(r_lo - 1, 0)]
+        known = stored.get(model, pd.DataFrame(columns=["estimator", "param"]))
+        for spec in specs:
+            if spec.single_factor and len(factors.columns) != 1:
+                continue
+            mine = known[known["estimator"] == spec.name] if len(known) else known
+            if spec.kind == "ewm" and not (mine["param"] == "half_life").any():
+                return None, {}, f"{model} {spec.name}: half-life not tuned yet"
+            if spec.kind == "kalman":
+                fit = mine[mine["param"] == "train_rows"]
+                state = states.get(model, {}).get(spec.name)
+                if not len(fit) or state is None:
+                    return None, {}, f"{model} {spec.name}: no stored state"
+                if (
+                    r_lo < 1
+                    or state.date != mdates[r_lo - 1]
+                    or not symbols.astype(str).equals(state.symbols)
+                    or state.fit_end != pd.Timestamp(fit["fit_end"].iloc[0])
+                    or state.train_rows != int(fit["value"].iloc[0])
+                ):
+                    return None, {}, f"{model} {spec.name}: stored state is stale"
+                continue
+            row = lookback_row(spec, r_lo)
+            if row is None:
+                return None, {}, f"{model} {spec.name} reads the whole history"
+            rows.append(row)
+        firsts[model] = mdates[min(rows)]
+    if not firsts:
+        return None, {}, "no rows to write"
+    first = min(firsts.values())
+    origins = {m: int(d.searchsorted(first, side="left")) for m, d in model_dates.items()}
+    return first, origins, "trailing"
 
 
 def split_rows(n_rows: int) -> tuple[slice, slice]:
@@ -367,15 +478,175 @@ def fit_kalman(
     return params.as_kwargs()
 
 
-def _run(panel: Panel, spec: EstimatorSpec, out_rows: np.ndarray):
-    """(RegressionResult-like, valid mask) of one spec over the whole panel."""
+#: Estimator kinds on a finite rolling window: they can skip the rows before the output.
+WINDOWED = frozenset({"ols", "ewm", "blume", "vasicek", "dimson", "welch"})
+
+
+def _run(panel: Panel, spec: EstimatorSpec, out_rows: np.ndarray, from_row: int = 0):
+    """(RegressionResult-like, valid mask) of one spec over the panel; a windowed spec
+    computes only rows ``from_row..`` (the rest NaN; the computed rows are bit-identical
+    to a run over every row, see ``regression.rolling_regression``)."""
     if spec.kind != "kalman":
         params = {k: v for k, v in spec.params.items() if not k.startswith("_")}
+        if spec.kind in WINDOWED and params.get("window") is not None:
+            if from_row:
+                params["from_row"] = int(from_row)
+            if panel.origin:
+                params["origin"] = int(panel.origin)
         return ESTIMATORS[spec.kind](panel.y, panel.x, **params), None
     if "q" not in spec.params or "h" not in spec.params:
         raise ValueError("kalman spec needs fitted q and h (see fit_kalman)")
     params = {k: v for k, v in spec.params.items() if k != "train_end"}
     return kalman_betas_result(panel.y, panel.x, panel.dates, **params)
+
+
+#: Filter parameters kept per symbol with a stored Kalman state.
+KALMAN_STATE_PARAMS: tuple[str, ...] = ("q", "h", "alpha", "phi", "mu")
+#: Columns of ``betas.estimator_state``.
+STATE_COLUMNS: tuple[str, ...] = (
+    "model", "estimator", "symbol", "date", "beta", "var", "n_obs",
+    *KALMAN_STATE_PARAMS, "train_rows", "fit_end", "saved_at",
+)
+
+
+@dataclass
+class KalmanState:
+    """The Kalman filter of every symbol of a panel after the row dated ``date``: the
+    predicted state for the next row (``beta``, ``var``), the observations counted so far
+    and the per-symbol parameters it ran with (fitted on ``train_rows`` rows to
+    ``fit_end``). A run whose panel has the same symbols and whose first row follows
+    ``date`` resumes from it (one filter step per new row) instead of filtering from the
+    first day; see :meth:`start_row`."""
+
+    date: pd.Timestamp
+    symbols: pd.Index
+    beta: np.ndarray
+    var: np.ndarray
+    n_obs: np.ndarray
+    params: dict[str, np.ndarray]
+    train_rows: int
+    fit_end: pd.Timestamp
+
+    def frame(self, model: str, estimator: str) -> pd.DataFrame:
+        """Rows of ``betas.estimator_state`` (one per symbol)."""
+        n = len(self.symbols)
+        data: dict[str, Any] = {
+            "model": model,
+            "estimator": estimator,
+            "symbol": [str(s) for s in self.symbols],
+            "date": pd.Timestamp(self.date),
+            "beta": self.beta,
+            "var": self.var,
+            "n_obs": self.n_obs.astype(np.int64),
+        }
+        for key in KALMAN_STATE_PARAMS:
+            data[key] = np.broadcast_to(np.asarray(self.params[key], np.float64), (n,))
+        data.update(
+            train_rows=int(self.train_rows),
+            fit_end=pd.Timestamp(self.fit_end),
+            saved_at=pd.Timestamp.now(tz="UTC").tz_localize(None),
+        )
+        return pd.DataFrame(data, columns=list(STATE_COLUMNS))
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> KalmanState | None:
+        """The state in ``betas.estimator_state`` rows of one (model, estimator); None when
+        there are none or they are not one consistent snapshot."""
+        if frame.empty:
+            return None
+        if any(frame[c].nunique(dropna=False) != 1 for c in ("date", "train_rows", "fit_end")):
+            return None
+        frame = frame.sort_values("symbol", kind="stable")
+        symbols = pd.Index(frame["symbol"].astype(str).to_list(), dtype=object)
+        if not symbols.is_unique:
+            return None
+        return cls(
+            date=pd.Timestamp(frame["date"].iloc[0]),
+            symbols=symbols,
+            beta=frame["beta"].to_numpy(np.float64),
+            var=frame["var"].to_numpy(np.float64),
+            n_obs=frame["n_obs"].to_numpy(np.int32),
+            params={k: frame[k].to_numpy(np.float64) for k in KALMAN_STATE_PARAMS},
+            train_rows=int(frame["train_rows"].iloc[0]),
+            fit_end=pd.Timestamp(frame["fit_end"].iloc[0]),
+        )
+
+    def start_row(self, panel: Panel, start: pd.Timestamp) -> int | None:
+        """The panel row the filter resumes at for a run writing from ``start`` (the first
+        row on or after it), or None when the state is stale: it is not dated at the row
+        just before, or the panel's symbols differ (a listing changes the fitted
+        parameters' sample)."""
+        r0 = panel.rows_before(start)
+        if r0 < 1 or r0 > len(panel.dates) or panel.dates[r0 - 1] != self.date:
+            return None
+        if not panel.symbols.astype(str).equals(self.symbols):
+            return None
+        return r0
+
+    def matches(self, params: dict[str, Any]) -> bool:
+        """Whether the filter ``params`` are the ones this state ran with."""
+        n = len(self.symbols)
+        for key in KALMAN_STATE_PARAMS:
+            value = np.broadcast_to(np.asarray(params.get(key, np.nan), np.float64), (n,))
+            if not np.array_equal(value, self.params[key]):
+                return False
+        return True
+
+
+def kalman_state_params(state: KalmanState) -> dict[str, Any]:
+    """The stored per-symbol filter parameters as :func:`kalman_filter` keywords (the
+    prior ``beta0``/``p0`` as ``fit_kalman`` sets them: only the first row uses them)."""
+    return {**{k: state.params[k].copy() for k in KALMAN_STATE_PARAMS}, "beta0": 1.0, "p0": 1.0}
+
+
+def _kalman_piece(
+    panel: Panel, spec: EstimatorSpec, state: KalmanState | None, start: pd.Timestamp
+) -> tuple[Panel, Any, np.ndarray, KalmanState | None]:
+    """Kalman rows of ``panel`` from its first row, or from ``state`` (a one-step run reads
+    one row): (the panel the result covers, result, valid mask, the state after its last
+    row). The resumed rows are bit-identical to the full filter's (see ``kalman_rows``)."""
+    if "q" not in spec.params or "h" not in spec.params:
+        raise ValueError("kalman spec needs fitted q and h (see fit_kalman)")
+    params = {k: v for k, v in spec.params.items() if k != "train_end"}
+    min_obs = int(params.pop("min_obs", 1))
+    train_rows = int(params.pop("_train_rows", -1))
+    fit_end = params.pop("_fit_end", None)
+    kw = {k: params[k] for k in ("q", "h", "alpha", "phi", "mu", "beta0", "p0") if k in params}
+    r0 = state.start_row(panel, start) if state is not None else None
+    if (
+        r0 is not None
+        and state is not None
+        and state.matches(kw)
+        and state.train_rows == train_rows
+        and fit_end is not None
+        and pd.Timestamp(fit_end) == state.fit_end
+    ):
+        sub = Panel(panel.dates[r0:], panel.symbols, panel.factors, panel.y[r0:], panel.x[r0:])
+        kw = {**kw, "beta0": state.beta, "p0": state.var}
+        res, valid, raw = kalman_rows(sub.y, sub.x[:, 0], kw, min_obs, state.n_obs)
+    else:
+        sub = panel
+        if panel.x.shape[1] != 1:
+            raise ValueError("the Kalman estimator takes exactly one factor")
+        res, valid, raw = kalman_rows(panel.y, panel.x[:, 0], kw, min_obs)
+    final = None
+    if len(sub.dates) and fit_end is not None and train_rows >= 0:
+        n = len(panel.symbols)
+        final = KalmanState(
+            date=pd.Timestamp(sub.dates[-1]),
+            symbols=pd.Index([str(s) for s in panel.symbols], dtype=object),
+            beta=raw.predicted[-1].copy(),
+            var=raw.predicted_var[-1].copy(),
+            n_obs=np.asarray(res.n_obs[-1], dtype=np.int32).copy(),
+            params={
+                k: np.broadcast_to(np.asarray(kw[k] if k in kw else (1.0 if k == "phi" else 0.0),
+                                              np.float64), (n,)).copy()
+                for k in KALMAN_STATE_PARAMS
+            },
+            train_rows=train_rows,
+            fit_end=pd.Timestamp(fit_end),
+        )
+    return sub, res, valid, final
 
 
 def estimate(
@@ -401,7 +672,7 @@ def estimate(
     for spec in specs:
         if spec.single_factor and len(panel.factors) != 1:
             continue
-        res, valid = _run(panel, spec, out_rows)
+        res, valid = _run(panel, spec, out_rows, int(np.argmax(in_window)))
         mask = out_rows if valid is None else (valid & out_rows)
         long = _unpivot(res, panel.dates, panel.symbols, panel.factors, spec.name, mask)
         del res, valid, mask
@@ -418,6 +689,8 @@ def estimate_arrow(
     start: pd.Timestamp,
     end: pd.Timestamp,
     date_col: str = "date",
+    kalman_state: dict[str, KalmanState] | None = None,
+    states_out: dict[str, KalmanState] | None = None,
 ) -> Iterator[ArrowPiece]:
     """:func:`estimate` for :func:`warehouse.replace_window_chunks` without long frames: one
     :class:`warehouse.ArrowPiece` per estimator whose record batches are cut from the
@@ -425,7 +698,11 @@ def estimate_arrow(
     time). Same rows, values and order as :func:`estimate`'s frames: ``date`` as date32,
     ``symbol``/``model``/``estimator``/``factor`` as Arrow dictionaries, NaN as NULL (as the
     frames' Arrow conversion does). A piece keeps its estimator's written arrays (not
-    ``beta_se``) until DuckDB has drained it."""
+    ``beta_se``) until DuckDB has drained it.
+
+    Windowed estimators compute only the rows from the window's first (see ``_run``). The
+    Kalman filter resumes from ``kalman_state[spec.name]`` when it is fresh (else it runs
+    from the first row); the state after the panel's last row goes into ``states_out``."""
     in_window = np.asarray(
         (panel.dates >= pd.Timestamp(start)) & (panel.dates < pd.Timestamp(end))
     )
@@ -441,16 +718,26 @@ def estimate_arrow(
     for spec in specs:
         if spec.single_factor and len(panel.factors) != 1:
             continue
-        res, valid = _run(panel, spec, in_window[:, None])
-        piece = ArrowPiece(
-            _arrow_batches(_Kept(res.beta, res.alpha, res.r2, res.resid_std, res.n_obs),
-                           valid, in_window, r_lo, r_hi, days, symbols, panel.factors,
-                           model, spec.name, date_col),
-            schema,
-            first,
-            last,
-            label=f"{model}/{spec.name}",
-        )
+        if spec.kind == "kalman":
+            sub, res, valid, final = _kalman_piece(
+                panel, spec, (kalman_state or {}).get(spec.name), start
+            )
+            if states_out is not None and final is not None:
+                states_out[spec.name] = final
+            off = len(panel.dates) - len(sub.dates)
+            batches = _arrow_batches(
+                _Kept(res.beta, res.alpha, res.r2, res.resid_std, res.n_obs), valid,
+                in_window[off:], r_lo - off, r_hi - off, days[off:], symbols, panel.factors,
+                model, spec.name, date_col,
+            )
+        else:
+            res, valid = _run(panel, spec, in_window[:, None], r_lo)
+            batches = _arrow_batches(
+                _Kept(res.beta, res.alpha, res.r2, res.resid_std, res.n_obs), valid,
+                in_window, r_lo, r_hi, days, symbols, panel.factors, model, spec.name,
+                date_col,
+            )
+        piece = ArrowPiece(batches, schema, first, last, label=f"{model}/{spec.name}")
         del res, valid
         yield piece
 

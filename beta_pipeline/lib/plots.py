@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
 
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+
+def pyplot():
+    """``matplotlib.pyplot`` on the headless Agg backend, imported on first use (a process
+    that draws nothing, e.g. a scheduled daily run, does not load matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 #: Byte budget of one PNG: plots travel inline (base64) in Dagster metadata.
 MAX_PNG_BYTES = 150_000
@@ -20,6 +29,7 @@ DPIS = (100, 80, 64, 50)
 
 def to_png(fig: plt.Figure, max_bytes: int = MAX_PNG_BYTES) -> bytes:
     """Render and close a figure, lowering the DPI until it fits ``max_bytes``."""
+    plt = pyplot()
     png = b""
     try:
         for dpi in DPIS:
@@ -35,6 +45,7 @@ def to_png(fig: plt.Figure, max_bytes: int = MAX_PNG_BYTES) -> bytes:
 
 def returns_overview(daily: pd.DataFrame) -> bytes:
     """Symbols with a return per day and the cumulative market excess return."""
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
     counts = daily.groupby("date")["symbol"].nunique()
     ax1.plot(counts.index, counts.to_numpy(), lw=0.8)
@@ -51,6 +62,7 @@ def lines_over_time(
     frame: pd.DataFrame, x: str, y: str, hue: str, title: str, ylabel: str | None = None
 ) -> bytes:
     """One line per value of ``hue`` (e.g. beta deciles over time, example stocks)."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for key, part in frame.sort_values(x).groupby(hue, sort=True):
         ax.plot(part[x], part[y], lw=0.9, label=str(key))
@@ -63,6 +75,7 @@ def lines_over_time(
 
 def boxplot_by(frame: pd.DataFrame, value: str, by: str, title: str) -> bytes:
     """Box plots of ``value`` per category ``by`` (e.g. betas by sector)."""
+    plt = pyplot()
     groups = [(k, g[value].dropna().to_numpy()) for k, g in frame.groupby(by, sort=True)]
     groups = [(k, v) for k, v in groups if len(v)]
     fig, ax = plt.subplots(figsize=(9, 0.45 * max(len(groups), 4) + 1.5))
@@ -75,6 +88,7 @@ def boxplot_by(frame: pd.DataFrame, value: str, by: str, title: str) -> bytes:
 
 def bars(frame: pd.DataFrame, x: str, y: str, title: str, hue: str | None = None) -> bytes:
     """Grouped bar chart (e.g. hedging RMSE improvement per estimator)."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5))
     if hue is None:
         ax.bar(frame[x].astype(str), frame[y])
@@ -91,6 +105,9 @@ def small_multiples(
     frame: pd.DataFrame, x: str, y: str, panel: str, hue: str, title: str
 ) -> bytes:
     """One subplot per value of ``panel`` (e.g. a stock), one line per ``hue`` (estimator)."""
+    plt = pyplot()
+    import matplotlib.dates as mdates
+
     keys = sorted(frame[panel].unique())
     cols = 2 if len(keys) > 1 else 1
     rows = (len(keys) + cols - 1) // cols
@@ -115,6 +132,7 @@ def quantile_bands(
 ) -> bytes:
     """Cross-sectional median of ``y`` per ``x`` with its 10-90 % and 25-75 % bands (e.g.
     the distribution of monthly betas over time)."""
+    plt = pyplot()
     q = frame.groupby(x)[y].quantile([0.1, 0.25, 0.5, 0.75, 0.9]).unstack().sort_index()
     fig, ax = plt.subplots(figsize=(9, 4.5))
     ax.fill_between(q.index, q[0.1], q[0.9], alpha=0.2, color="tab:blue", label="10-90 %")

@@ -165,6 +165,28 @@ TABLES: dict[str, Table] = {
             ("model", "estimator", "param"),
         ),
         Table(
+            "betas.estimator_state",
+            (
+                ("model", "VARCHAR NOT NULL"),
+                ("estimator", "VARCHAR NOT NULL"),
+                ("symbol", "VARCHAR NOT NULL"),
+                ("date", "DATE"),
+                ("beta", "DOUBLE"),
+                ("var", "DOUBLE"),
+                ("n_obs", "BIGINT"),
+                ("q", "DOUBLE"),
+                ("h", "DOUBLE"),
+                ("alpha", "DOUBLE"),
+                ("phi", "DOUBLE"),
+                ("mu", "DOUBLE"),
+                ("train_rows", "BIGINT"),
+                ("fit_end", "DATE"),
+                ("saved_at", "TIMESTAMP"),
+            ),
+            None,
+            ("model", "estimator", "symbol"),
+        ),
+        Table(
             "betas.hedging_performance",
             (
                 ("model", "VARCHAR NOT NULL"),

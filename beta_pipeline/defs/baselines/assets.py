@@ -59,13 +59,24 @@ def _fit_params(
     config: DailyBetasConfig,
     stored: pd.DataFrame,
     specs: list[beta_tables.EstimatorSpec],
+    states: dict[str, beta_tables.KalmanState] | None = None,
+    start: pd.Timestamp | None = None,
 ) -> tuple[list[beta_tables.EstimatorSpec], pd.DataFrame, dict[str, object]]:
     """Specs with tuned parameters; rows for betas.estimator_params; metadata.
 
     An estimator whose parameters cannot be fitted yet (too little history) is left out of
-    this run and nothing is stored for it, so a later run with more history tunes it."""
+    this run and nothing is stored for it, so a later run with more history tunes it. A
+    fresh Kalman state (``states``: dated at the row before ``start``, same symbols and
+    training span) brings the per-symbol parameters it was filtered with: the fit on the
+    same training rows would return them, so it is not repeated."""
     if len(panel.dates) == 0:
         return [], pd.DataFrame(), {}
+
+    def whole_history() -> None:
+        # beta_tables.trailing_read reads a tail only when nothing is fitted here
+        if panel.origin:
+            raise RuntimeError(f"daily_betas: {model} would fit on a trailing read")
+
     span = config.tuning_sessions
     tuning = beta_tables.Panel(
         panel.dates[:span], panel.symbols, panel.factors, panel.y[:span], panel.x[:span]
@@ -85,6 +96,7 @@ def _fit_params(
             if len(known) and not config.refit:
                 params["half_life"] = float(known["value"].iloc[0])
             else:
+                whole_history()
                 if history_short:
                     meta[f"{model}_ewm_half_life"] = (
                         f"not tuned (too little history: {len(panel.dates)} of {span} sessions)"
@@ -114,9 +126,28 @@ def _fit_params(
             if len(panel.factors) != 1:
                 continue
             known = stored[(stored["estimator"] == spec.name) & (stored["param"] == "train_rows")]
+            state = (states or {}).get(spec.name)
             if len(known) and not config.refit:
                 end = pd.Timestamp(known["fit_end"].iloc[0])
                 n_train = int((panel.dates <= end).sum())
+                if (
+                    state is not None
+                    and start is not None
+                    and state.fit_end == end
+                    and state.train_rows == int(known["value"].iloc[0])
+                    and state.start_row(panel, start) is not None
+                ):
+                    # resumed filter: the stored parameters; no refit, nothing re-stored
+                    params.update(beta_tables.kalman_state_params(state))
+                    params.update(_train_rows=state.train_rows, _fit_end=end)
+                    out.append(
+                        beta_tables.EstimatorSpec(spec.name, spec.kind, params, spec.single_factor)
+                    )
+                    meta[f"{model}_kalman"] = f"resumed from the state of {state.date.date()}"
+                    continue
+            whole_history()
+            if len(known) and not config.refit:
+                pass  # the stored training span (end, n_train above)
             elif history_short:
                 meta[f"{model}_kalman"] = (
                     f"not fitted (too little history: {len(panel.dates)} of {span} sessions)"
@@ -141,6 +172,7 @@ def _fit_params(
             if fit is None:
                 continue
             params.update(fit)
+            params.update(_train_rows=n_train, _fit_end=end)
             snr = float(np.nanmedian(np.asarray(fit["q"]) / np.asarray(fit["h"])))
             rows.append(
                 dict(
@@ -177,8 +209,10 @@ def daily_betas(
     warehouse_db: DuckDBWarehouse,
     artifacts: ArtifactStore,
 ) -> dg.MaterializeResult:
-    """Reads the whole return history (the Kalman filter runs from the first day, so a
-    daily run and a backfill agree), writes rows dated inside the run's window."""
+    """Writes rows dated inside the run's window. Window estimators compute only those
+    rows; the Kalman filter resumes from ``betas.estimator_state`` when the state is dated
+    at the session before the window (else it runs from the first day), so a daily run and
+    a backfill write the same values."""
     start, end = window(context)
     label = partition_label(start, end)
     specs = beta_tables.daily_specs(
@@ -190,11 +224,41 @@ def daily_betas(
         config.kalman,
     )
     with warehouse_db.reader() as conn:
-        # the rows of "SELECT date, symbol, ret_excess, mkt_excess FROM returns.daily WHERE
-        # date < end", pivoted once to (dates x symbols) without a long frame
-        returns = beta_tables.read_returns_wide(conn, end)
         market = warehouse.read_window(conn, "raw.market", None, end)
         stored = {m: _stored_params(conn, m) for m in config.models}
+        has_state = conn.execute(  # a warehouse made before the table: no state yet
+            "SELECT count(*) FROM duckdb_tables() "
+            "WHERE schema_name = 'betas' AND table_name = 'estimator_state'"
+        ).fetchone()[0]
+        state_rows = (
+            conn.execute(
+                "SELECT * FROM betas.estimator_state WHERE date < ?", [end.date()]
+            ).df()
+            if has_state
+            else pd.DataFrame()
+        )
+        states_in: dict[str, dict[str, beta_tables.KalmanState]] = {}
+        for (model, est), part in (
+            state_rows.groupby(["model", "estimator"]) if len(state_rows) else []
+        ):
+            state = beta_tables.KalmanState.from_frame(part)
+            if state is not None:
+                states_in.setdefault(str(model), {})[str(est)] = state
+        # nothing to fit and fresh Kalman states: read only the rows the window estimators
+        # need (their windows, aligned to their row tiles), else the whole history
+        dates, symbols = beta_tables.read_calendar(conn, end)
+        read_from, origins, why = beta_tables.trailing_read(
+            config.models, specs, stored, states_in, dates, symbols, market, start,
+            config.refit,
+        )
+        # the rows of "SELECT date, symbol, ret_excess, mkt_excess FROM returns.daily WHERE
+        # [date >= read_from AND] date < end", pivoted once to (dates x symbols)
+        returns = beta_tables.read_returns_wide(conn, end, read_from)
+    context.log.info(
+        f"daily_betas: read {returns.rows:,} return rows from "
+        f"{read_from.date() if read_from is not None else 'the first day'} ({why})"
+    )
+    states_out: dict[str, dict[str, beta_tables.KalmanState]] = {}
     calendar = returns.date_frame()
     meta: dict[str, object] = {}
     param_rows: list[pd.DataFrame] = []
@@ -206,14 +270,22 @@ def daily_betas(
             if factors is None:
                 context.log.warning(f"daily_betas: no {model} factors in raw.market; skipped")
                 continue
-            panel = beta_tables.Panel.from_wide(returns, factors)
-            tuned, rows, extra = _fit_params(panel, model, config, stored[model], specs)
+            panel = beta_tables.Panel.from_wide(returns, factors, origins.get(model, 0))
+            tuned, rows, extra = _fit_params(
+                panel, model, config, stored[model], specs, states_in.get(model), start
+            )
             param_rows.append(rows)
             meta.update(extra)
             t0 = time.perf_counter()
             # one piece per estimator: its rows are cut from the estimator's arrays while
             # DuckDB inserts them (overlapping the next estimator)
-            for piece in beta_tables.estimate_arrow(panel, model, tuned, start, end):
+            # the Kalman filter resumes from the stored state when it is fresh (one step a
+            # day) and leaves its state after the panel's last row in states_out
+            out = states_out.setdefault(model, {})
+            for piece in beta_tables.estimate_arrow(
+                panel, model, tuned, start, end, kalman_state=states_in.get(model),
+                states_out=out,
+            ):
                 written.append(piece)
                 yield piece
             context.log.info(
@@ -235,6 +307,12 @@ def daily_betas(
                         part,
                         {"model": model, "estimator": est},
                     )
+        for model, by_est in states_out.items():
+            for est, state in by_est.items():
+                warehouse.replace_keys(
+                    conn, "betas.estimator_state", state.frame(model, est),
+                    {"model": model, "estimator": est},
+                )
         sample = conn.execute(
             "SELECT * FROM betas.daily WHERE date >= ? AND date < ? LIMIT 10",
             [start.date(), end.date()],

@@ -4,11 +4,11 @@ model partitions), evaluation with Table 1 and figures, and daily market betas/N
 import dataclasses
 import json
 import uuid
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import numpy as np
 import pandas as pd
-import torch
 
 from beta_pipeline.defs.partitions import DUCKDB_POOL, session_partitions
 from beta_pipeline.defs.quality.model_checks import window_ols_rmse
@@ -23,14 +23,14 @@ from beta_pipeline.defs.util import (
 )
 from beta_pipeline.lib import neuralbeta_eval as E
 from beta_pipeline.lib import neuralbeta_market as M
-from beta_pipeline.lib import neuralbeta_plots as P
 from beta_pipeline.lib import neuralbeta_store as store
 from beta_pipeline.lib import synthetic as S
 from beta_pipeline.lib import warehouse
 from beta_pipeline.lib import window_baselines as B
 from beta_pipeline.lib.errors import DataValidationError
-from beta_pipeline.lib.nn import NeuralBetaConfig, NeuralBetaDataModule, load_system, predict, train
-from beta_pipeline.lib.nn.config import get_budget
+
+if TYPE_CHECKING:  # torch and lightning load only where a model is trained or run
+    from beta_pipeline.lib.nn import NeuralBetaDataModule
 
 SYNTHETIC_GROUP = "synthetic"
 GROUP = "neuralbeta"
@@ -82,6 +82,7 @@ def synthetic_scenarios(
 ) -> dg.MaterializeResult:
     """constant/stepwise/cyclical: ``n_samples`` windows (70/20/10 split) plus an independent
     test set (seed + 1); kalman_step: the 1,000-step series of the Kalman study."""
+    from beta_pipeline.lib import neuralbeta_plots as P
     scenario = context.partition_key
     views: dict[str, str] = {}
     meta: dict[str, object] = {"seed": config.seed}
@@ -217,6 +218,7 @@ def kalman_study(
 ) -> dg.MaterializeResult:
     """Per seed: MLE random-walk Kalman filter, entire-period OLS and rolling OLS; the MSE of
     beta after burn-in and over the 60 steps after the break -> ``neuralbeta.kalman_study``."""
+    from beta_pipeline.lib import neuralbeta_plots as P
     if config.window != 30:
         raise dg.Failure("the kalman_study table stores the rolling-30 column; keep window=30")
     mc = E.kalman_monte_carlo(range(config.seeds), burn_in=config.burn_in, window=config.window)
@@ -271,7 +273,8 @@ def _read_market(
 
 def _market_datamodule(
     warehouse_db: DuckDBWarehouse, experiment: str, cfg: NeuralBetaModelConfig
-) -> tuple[NeuralBetaDataModule, list[str], str]:
+) -> tuple["NeuralBetaDataModule", list[str], str]:
+    from beta_pipeline.lib.nn import NeuralBetaDataModule
     end = pd.Timestamp(cfg.data_end) + pd.Timedelta(days=1) if cfg.data_end else None
     with warehouse_db.reader() as conn:
         returns, market = _read_market(conn, end)
@@ -319,6 +322,12 @@ def neuralbeta_model(
     market experiments train jointly on all stocks with a time split (8/2/4 of the dates).
     The best-validation checkpoint goes under ``artifacts/neuralbeta/`` and the run (split
     dates, budget, timings) into ``neuralbeta.runs`` / ``neuralbeta.history``."""
+    import torch
+
+    from beta_pipeline.lib import neuralbeta_plots as P
+    from beta_pipeline.lib.nn import NeuralBetaConfig, NeuralBetaDataModule, train
+    from beta_pipeline.lib.nn.config import get_budget
+
     keys = context.partition_key.keys_by_dimension
     experiment, model = keys["experiment"], keys["model"]
     torch.set_num_threads(max(config.threads, 1))
@@ -425,6 +434,8 @@ def _synthetic_model_rows(
     runs: pd.DataFrame, artifacts: ArtifactStore
 ) -> tuple[list[pd.DataFrame], dict[str, dict[str, object]]]:
     """Metric rows of every synthetic model on each test set; the loaded systems."""
+    from beta_pipeline.lib.nn import load_system, predict
+
     rows: list[pd.DataFrame] = []
     systems: dict[str, dict[str, object]] = {}
     for experiment, part in runs.groupby("experiment"):
@@ -451,6 +462,10 @@ def _market_model_rows(
 ]:
     """Test-span metric rows of the market models with OLS / tuned EW-WLS on the same
     windows, the baselines' rows and (for NBI models) weights for Figs. 7-8."""
+    import torch
+
+    from beta_pipeline.lib.nn import NeuralBetaDataModule, load_system, predict
+
     rows: list[pd.DataFrame] = []
     base_rows: dict[str, pd.DataFrame] = {}
     weights: dict[str, tuple[np.ndarray, pd.Series, pd.Series]] = {}
@@ -493,6 +508,9 @@ def _window_end_dates(data) -> pd.Series:
 
 
 def _fig3(experiment: str, systems: dict[str, object], half_life: float) -> bytes:
+    from beta_pipeline.lib import neuralbeta_plots as P
+    from beta_pipeline.lib.nn import predict
+
     path = E.example_path(experiment)
     h = next(iter(systems.values())).cfg.window
     xs, ys = E.sliding_windows(path.x[0], path.y[0], h)
@@ -509,6 +527,9 @@ def _fig3(experiment: str, systems: dict[str, object], half_life: float) -> byte
 def _fig4(
     systems: dict[str, object], half_life: float, n: int = 2000
 ) -> tuple[pd.DataFrame, bytes]:
+    from beta_pipeline.lib import neuralbeta_plots as P
+    from beta_pipeline.lib.nn import predict
+
     rows = []
     for k in range(4, 40, 3):
         data = E.cyclical_fixed_period(float(k), n, seed=1000 + k)
@@ -532,6 +553,9 @@ def _fig4(
 
 
 def _fig6(system: object, model: str) -> bytes:
+    from beta_pipeline.lib import neuralbeta_plots as P
+    from beta_pipeline.lib.nn import predict
+
     probe = S.jump_probe(n_per_position=1000, seed=2)
     x, y, *_ = probe.windows()
     _, w = predict(system, x, y)
@@ -558,6 +582,8 @@ def neuralbeta_evaluation(
     baselines -> ``neuralbeta.evaluation``; Table 1 as Markdown; figures as PNG. With no
     trained model yet (e.g. an analytics run before any training) nothing is materialized
     and a warning says so: the previous evaluation stays as it was."""
+    from beta_pipeline.lib import neuralbeta_plots as P
+
     with warehouse_db.reader() as conn:
         runs = (
             store.latest_runs(conn)
@@ -694,6 +720,8 @@ def neuralbeta_betas(
     """For every date of the run's window and every market model: the beta dated t (inputs
     t-63..t, hedging t+1) from the newest run whose training and validation data end on or
     before t -> ``neuralbeta.betas``; NBI weights -> ``neuralbeta.weights``."""
+    from beta_pipeline.lib.nn import load_system, predict
+
     start, end = window(context)
     label = partition_label(start, end)
     read_from = start - pd.offsets.BDay(LOOKBACK_WEEKDAYS)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import fnmatch
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -38,6 +37,7 @@ def headline(estimators: list[str], patterns: list[str] | None = None, limit: in
 
 
 def _grid(n: int, width: float = 10.0, height: float = 3.0):
+    plt = plots.pyplot()
     cols = 1 if n == 1 else (2 if n <= 4 else 3)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(width, height * rows), squeeze=False)
@@ -84,6 +84,7 @@ def security_market_line(
 def cumulative_hml(sorts: pd.DataFrame, estimators: list[str]) -> bytes:
     """Compounded high-minus-low excess return per estimator (equal weights; a month with
     no high-minus-low return counts as 0)."""
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5))
     part = sorts[
         (sorts["portfolio"] == HML)

@@ -71,6 +71,8 @@ def dimson(
             moved[:-shift] = xx[shift:]
         parts.append(moved - xx)
     design = np.concatenate(parts, axis=2)
+    if "from_row" in engine:  # output row t is regression row t - leads
+        engine["from_row"] = max(int(engine["from_row"]) - leads, 0)
     res = rolling_regression(yy, design, window, min_obs=min_obs, intercept=intercept, **engine)
     k = xx.shape[2]
     return _shift_rows(res, leads, k)

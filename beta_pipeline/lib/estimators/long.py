@@ -156,7 +156,24 @@ def _kalman(
         kw: dict[str, Any] = params.as_kwargs()
     else:
         kw = {key: p[key] for key in ("q", "h", "alpha", "phi", "mu", "beta0", "p0") if key in p}
-    res = kalman_filter(y, xs, **kw)
+    out, valid, _ = kalman_rows(y, xs, kw, min_obs)
+    return out, valid
+
+
+def kalman_rows(
+    y: np.ndarray,
+    xs: np.ndarray,
+    kw: dict[str, Any],
+    min_obs: int = 1,
+    n_obs0: np.ndarray | None = None,
+) -> tuple[RegressionResult, np.ndarray, Any]:
+    """:func:`_kalman`'s result and validity mask from filter parameters ``kw``, plus the
+    raw :class:`KalmanResult`. A resumed filter passes the stored predicted state as
+    ``beta0``/``p0`` and the observations counted before its first row as ``n_obs0``:
+    ``kalman_filter`` starts from its prior with the same operations as the row after the
+    stored one, so the rows are bit-identical to the filter run from the first row."""
+    res = kalman_filter(y, xs, loglike=False, **kw)
+    n_obs = res.n_obs if n_obs0 is None else res.n_obs + np.asarray(n_obs0, dtype=np.int32)
     t_len, n = y.shape
     h = np.broadcast_to(np.asarray(kw["h"], dtype=np.float64), (n,))
     alpha = np.broadcast_to(np.asarray(kw.get("alpha", 0.0), dtype=np.float64), (n,))
@@ -166,10 +183,10 @@ def _kalman(
         r2=np.full((t_len, n), np.nan),
         resid_std=np.broadcast_to(np.sqrt(h), (t_len, n)),
         beta_se=np.sqrt(res.predicted_var)[:, :, None],
-        n_obs=res.n_obs,
+        n_obs=n_obs,
     )
     observed = np.isfinite(y) & np.isfinite(xs)[:, None]
-    return out, observed & (res.n_obs >= min_obs)
+    return out, observed & (n_obs >= min_obs), res
 
 
 def _ols_then(

@@ -78,6 +78,8 @@ def rolling_regression(
     chunk_rows: int = CHUNK_ROWS,
     block_cols: int = BLOCK_COLS,
     n_threads: int | None = None,
+    from_row: int = 0,
+    origin: int = 0,
 ) -> RegressionResult:
     """Regress each column of ``y`` on ``x`` over trailing windows (no look-ahead).
 
@@ -86,6 +88,13 @@ def rolling_regression(
     to t (expanding). ``min_obs``: usable observations needed (default: ``window``, or
     ``params + 1`` when expanding); never fewer than the number of parameters.
     ``half_life``: None for OLS, else exponential weights ``0.5 ** (age / half_life)``.
+    ``from_row``: only rows ``from_row..`` are wanted (a finite window only; ignored when
+    expanding): row tiles ending before it are skipped and rows before it are NaN (0
+    observations). The rows computed are bit-identical to a run with ``from_row=0``: tiles
+    stay aligned to row 0 and each kept row's sums and solve are the same operations.
+    ``origin``: the row number of ``y``'s first row in a longer panel that this one is the
+    tail of: tiles are aligned to that panel's row 0, so with enough rows before
+    ``from_row`` (the window and one tile; else ValueError) the rows equal that panel's.
     """
     yy = as_y(y)
     t_len, n_assets = yy.shape
@@ -113,6 +122,11 @@ def rolling_regression(
     if t_len == 0 or n_assets == 0:
         return out
     lay = _Layout(k, intercept, weighted=half_life is not None)
+    skip = min(max(int(from_row), 0), t_len) if window is not None else 0
+    if skip:
+        for a in (out.beta, out.alpha, out.r2, out.resid_std, out.beta_se):
+            a[:skip] = np.nan
+        out.n_obs[:skip] = 0
     # long windows: longer tiles, so the first-window recomputation stays a small overhead
     chunk = max(int(chunk_rows), window or 1, 1)
     threads = max(1, n_threads if n_threads is not None else os.cpu_count() or 1)
@@ -120,7 +134,9 @@ def rolling_regression(
     blocks = [(c, min(c + bc, n_assets)) for c in range(0, n_assets, bc)]
 
     def run(block: tuple[int, int]) -> None:
-        _run_block(yy, xx, out, block, window, lam, lay, intercept, min_eff, chunk)
+        _run_block(
+            yy, xx, out, block, window, lam, lay, intercept, min_eff, chunk, skip, origin
+        )
 
     if threads <= 1 or len(blocks) == 1:
         for blk in blocks:
@@ -238,8 +254,11 @@ def _run_block(
     intercept: bool,
     min_eff: int,
     chunk: int,
+    skip: int = 0,
+    origin: int = 0,
 ) -> None:
-    """Fill the outputs of one column block, tile by tile along the rows."""
+    """Fill the outputs of one column block, tile by tile along the rows (rows ``skip..``
+    only: earlier tiles are not computed, earlier rows of a tile not solved)."""
     c0, c1 = block
     t_len = y.shape[0]
     yb = y[:, c0:c1]
@@ -253,8 +272,13 @@ def _run_block(
         xfin_all = np.isfinite(xb).all(axis=2)
         m_all = np.isfinite(yb) & xfin_all
         cy, cx = _shifts(yb, xb, m_all, xfin_all, intercept)
-    for a in range(0, t_len, chunk):
+    first_tile = -(int(origin) % chunk) if window is not None else 0
+    for a in range(first_tile, t_len, chunk):
         b = min(t_len, a + chunk)
+        if b <= skip:
+            continue
+        if origin and window is not None and a - window + 1 < 0:
+            raise ValueError("origin: too few rows before from_row for the window and tile")
         i0 = a if window is None else max(0, a - window + 1)
         yt = yb[i0:b]
         xt = xb[i0:b]
@@ -274,7 +298,7 @@ def _run_block(
             s = _weighted_window_sums(z, la, window, lam, lamv, lay)
         else:
             s = _window_sums(z, la, window)
-        _solve_tile(s, out, a, b, c0, c1, lay, intercept, cy, cx, min_eff)
+        _solve_tile(s, out, a, b, c0, c1, lay, intercept, cy, cx, min_eff, max(skip - a, 0))
 
 
 def _recurse(s: np.ndarray, lamv: np.ndarray, weighted: bool) -> None:
@@ -334,12 +358,14 @@ def _solve_tile(
     cy: np.ndarray,
     cx: np.ndarray,
     min_eff: int,
+    first: int = 0,
 ) -> None:
     """Estimates from window sums ``s[row, moment, asset]`` into the outputs, in sub-blocks
-    of rows small enough for the temporaries to stay in cache."""
+    of rows small enough for the temporaries to stay in cache (from the tile's row
+    ``first``: every row's solve is element-wise, so the sub-block cut does not matter)."""
     sub = max(1, SOLVE_ELEMENTS // max(c1 - c0, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        for r0 in range(0, b - a, sub):
+        for r0 in range(first, b - a, sub):
             r1 = min(b - a, r0 + sub)
             _solve_rows(
                 s[r0:r1], out, slice(a + r0, a + r1), slice(c0, c1), lay, intercept, cy, cx, min_eff
