@@ -296,3 +296,17 @@ def test_a_reused_pid_is_not_the_runs_worker() -> None:
         assert not recovery._started_after(proc.pid, time.time() + 60)
     finally:
         proc.kill()
+
+
+def test_a_killed_but_unreaped_worker_is_dead() -> None:
+    """A worker killed with -9 stays a zombie until its parent reaps it: not alive."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        time.sleep(0.3)
+        assert recovery._pid_alive(proc.pid, None)
+        proc.kill()
+        time.sleep(0.3)  # not waited for: a zombie
+        assert not recovery._pid_alive(proc.pid, None)
+    finally:
+        proc.kill()
+        proc.wait()

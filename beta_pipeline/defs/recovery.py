@@ -56,8 +56,18 @@ def _pid_alive(pid: int, started: str | None) -> bool:
         return False
     except PermissionError:
         pass  # another user's process: alive
+    if _zombie(pid):  # killed, not yet reaped by its parent
+        return False
     now = _process_start(pid)
     return started is None or now is None or now == started
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _launched_pid(instance, run) -> tuple[int, float] | None:
