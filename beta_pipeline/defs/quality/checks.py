@@ -119,6 +119,17 @@ def _results(
         )
 
 
+def record_outcomes(
+    db: DuckDBWarehouse, outcomes: Sequence[CheckOutcome], asset: str, partition: str
+) -> None:
+    """Replace the asset's outcomes for ``partition`` in ``quality.check_results``."""
+    records = outcomes_to_records(outcomes, asset=asset, partition=partition)
+    with db.writer() as conn:
+        warehouse.replace_keys(
+            conn, "quality.check_results", records, {"asset": asset, "partition": partition}
+        )
+
+
 def _suite(
     *,
     asset: str,
@@ -152,14 +163,7 @@ def _suite(
         start, end = window(context)
         label = partition_label(start, end, monthly=monthly)
         outcomes = run(warehouse_db, *(ingestion_window(context) if ingested else (start, end)))
-        records = outcomes_to_records(outcomes, asset=asset, partition=label)
-        with warehouse_db.writer() as conn:
-            warehouse.replace_keys(
-                conn,
-                "quality.check_results",
-                records,
-                {"asset": asset, "partition": label},
-            )
+        record_outcomes(warehouse_db, outcomes, asset, label)
         failed = [o for o in outcomes if not o.passed]
         for o in failed:
             log = context.log.error if o.severity == "error" else context.log.warning

@@ -30,10 +30,11 @@ import pandas as pd
 
 from beta_pipeline.defs.automation import check_with_its_asset
 from beta_pipeline.defs.partitions import DUCKDB_POOL
+from beta_pipeline.defs.quality.checks import record_outcomes
 from beta_pipeline.defs.resources import DuckDBWarehouse
 from beta_pipeline.defs.util import partition_label, window
-from beta_pipeline.lib import beta_tables, warehouse
-from beta_pipeline.lib.quality import CheckOutcome, outcomes_to_records
+from beta_pipeline.lib import beta_tables
+from beta_pipeline.lib.quality import CheckOutcome
 
 if TYPE_CHECKING:
     import torch
@@ -193,19 +194,6 @@ def read_daily_betas(
     return suspects, present, seen, sessions
 
 
-def _record(
-    db: DuckDBWarehouse, outcomes: Sequence[CheckOutcome], asset: str, partition: str
-) -> None:
-    records = outcomes_to_records(outcomes, asset=asset, partition=partition)
-    with db.writer() as conn:
-        warehouse.replace_keys(
-            conn,
-            "quality.check_results",
-            records,
-            {"asset": asset, "partition": partition},
-        )
-
-
 def _results(
     context: dg.AssetCheckExecutionContext,
     outcomes: Sequence[CheckOutcome],
@@ -268,7 +256,7 @@ def daily_beta_checks(max_abs_beta: float = MAX_ABS_BETA) -> dg.AssetChecksDefin
             warehouse_db, start, end, max_abs_beta
         )
         outcomes = evaluate_daily_betas(suspects, present, seen, sessions, max_abs_beta)
-        _record(warehouse_db, outcomes, "daily_betas", label)
+        record_outcomes(warehouse_db, outcomes, "daily_betas", label)
         yield from _results(context, outcomes, "daily_betas", label)
 
     return daily_betas_sanity
@@ -400,7 +388,7 @@ def neuralbeta_model_sanity(
             None if row is None or row[0] is None else float(row[0]),
             None if ols is None else float(ols),
         )
-        _record(warehouse_db, outcomes, "neuralbeta_model", label)
+        record_outcomes(warehouse_db, outcomes, "neuralbeta_model", label)
         for o in outcomes:
             by_check.setdefault(o.check_name, []).append(
                 CheckOutcome(
