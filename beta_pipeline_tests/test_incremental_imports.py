@@ -1,7 +1,6 @@
 """A scheduled daily run imports the definitions: they must not load the training stack
-(lightning) or matplotlib, which only the NeuralBeta training/evaluation assets and the plot
-helpers need (issue 12). torch itself still loads through defs.quality.model_checks and
-lib.crypto (outside this change; see the README's "Incremental days")."""
+(torch, lightning), statsmodels or matplotlib, which only the NeuralBeta / crypto training,
+the Kalman MLE reference, the portfolio sorts and the plot helpers need (issue 12)."""
 
 import json
 import subprocess
@@ -10,12 +9,13 @@ import sys
 CODE = """
 import json, sys
 import beta_pipeline.definitions  # noqa: F401
-print(json.dumps({m: m in sys.modules for m in ("lightning", "lightning.pytorch",
-                                                  "pytorch_lightning", "matplotlib")}))
+print(json.dumps({m: m in sys.modules for m in ("torch", "lightning", "lightning.pytorch",
+                                                  "pytorch_lightning", "matplotlib",
+                                                  "statsmodels")}))
 """
 
 
-def test_definitions_do_not_import_lightning_or_matplotlib():
+def test_definitions_do_not_import_training_stack_statsmodels_or_matplotlib():
     out = subprocess.run(
         [sys.executable, "-c", CODE], capture_output=True, text=True, check=True, timeout=300
     )

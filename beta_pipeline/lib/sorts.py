@@ -30,7 +30,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 
 from beta_pipeline.lib.warehouse import Table, register_table
 
@@ -247,6 +246,8 @@ def newey_west_mean(values: Sequence[float] | np.ndarray, lags: int = NW_LAGS) -
     if len(y) < 3:
         return {"mean": float(np.mean(y)) if len(y) else np.nan, "se": np.nan, "t": np.nan,
                 "n": len(y)}
+    import statsmodels.api as sm  # lazily: only the sorts need it
+
     fit = sm.OLS(y, np.ones((len(y), 1))).fit(
         cov_type="HAC", cov_kwds={"maxlags": min(lags, len(y) - 1)}
     )
@@ -268,6 +269,8 @@ def capm(
     nan = {"alpha": np.nan, "t_alpha": np.nan, "beta": np.nan, "t_beta": np.nan, "n": len(y)}
     if len(y) < 4 or np.ptp(x) == 0:
         return nan
+    import statsmodels.api as sm
+
     fit = sm.OLS(y, sm.add_constant(x, has_constant="add")).fit(
         cov_type="HAC", cov_kwds={"maxlags": min(lags, len(y) - 2)}
     )

@@ -21,7 +21,7 @@ from beta_pipeline.defs.partitions import DUCKDB_POOL
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse, PriceSourceResource
 from beta_pipeline.defs.util import frame_metadata, png_metadata, preview
 from beta_pipeline.lib import plots, warehouse
-from beta_pipeline.lib.crypto import analysis, compare, model, quality
+from beta_pipeline.lib.crypto import analysis, compare, grid, quality
 from beta_pipeline.lib.crypto import data as crypto_data
 from beta_pipeline.lib.crypto.data import (
     COINS,
@@ -235,11 +235,11 @@ def _panel(db: DuckDBWarehouse) -> tuple[pd.DataFrame, list[str]]:
 class CryptoNeuralConfig(dg.Config):
     """The MLP grid and its training (see beta_pipeline.lib.crypto.model)."""
 
-    configs: list[str] = list(model.MARKET_CONFIGS)
+    configs: list[str] = list(grid.MARKET_CONFIGS)
     lookback: int = 12
-    hidden: list[int] = list(model.HIDDEN)
-    learning_rates: list[float] = list(model.LEARNING_RATES)
-    activations: list[str] = list(model.ACTIVATIONS)
+    hidden: list[int] = list(grid.HIDDEN)
+    learning_rates: list[float] = list(grid.LEARNING_RATES)
+    activations: list[str] = list(grid.ACTIVATIONS)
     epochs: int = 200
     batch_size: int = 32
     replicates: int = 3
@@ -249,8 +249,8 @@ class CryptoNeuralConfig(dg.Config):
     val_share: float = 0.2
     """Shares of the target months for training and validation; the rest is the test."""
 
-    def options(self) -> model.TrainOptions:
-        return model.TrainOptions(
+    def options(self) -> grid.TrainOptions:
+        return grid.TrainOptions(
             window=self.lookback, epochs=self.epochs, batch_size=self.batch_size,
             replicates=self.replicates, seed=self.seed, train=self.train_share,
             val=self.val_share,
@@ -272,13 +272,15 @@ def crypto_neural_betas(
 ) -> dg.MaterializeResult:
     """Writes crypto.grid_search (validation RMSE of every grid point), crypto.best_configs,
     crypto.learning_curves (best configs) and crypto.betas (method 'mlp', best configs)."""
+    from beta_pipeline.lib.crypto import model  # torch, only in this step
+
     wide, coins = _panel(warehouse_db)
     opt = config.options()
-    grid = model.make_grid(config.hidden, config.learning_rates, config.activations)
+    points = grid.make_grid(config.hidden, config.learning_rates, config.activations)
     tables, best, curves, betas = [], [], [], []
     for name in config.configs:
-        samples = model.build_samples(wide, coins, model.config_markets(name), opt)
-        fit = model.fit_grid(samples, grid, opt, name)
+        samples = grid.build_samples(wide, coins, grid.config_markets(name), opt)
+        fit = model.fit_grid(samples, points, opt, name)
         p = fit.best
         tables.append(fit.table())
         row = model.best_row(fit)
@@ -287,7 +289,7 @@ def crypto_neural_betas(
         curves.append(model.learning_curve(fit, p))
         betas.append(model.betas_frame(fit, p))
         context.log.info(
-            f"crypto_neural_betas: {name}: {len(grid)} grid points x {opt.replicates} seeds in "
+            f"crypto_neural_betas: {name}: {len(points)} grid points x {opt.replicates} seeds in "
             f"{fit.seconds:.1f}s; best hidden={row['hidden']} lr={row['lr']} "
             f"{row['activation']} val RMSE {row['val_rmse']:.4f} test {row['test_rmse']:.4f}"
         )
@@ -366,7 +368,7 @@ def crypto_baseline_betas(
     parts, snr = [], {}
     for _, row in best.iterrows():
         frame, info = compare.baseline_betas(
-            wide, coins, model.config_markets(row["config"]), row["config"],
+            wide, coins, grid.config_markets(row["config"]), row["config"],
             pd.Timestamp(row["train_end"]), config.ols_windows, config.expanding, config.kalman,
         )
         frame["split"] = analysis.label_months(frame["month"], _bounds(row))
@@ -510,9 +512,9 @@ def crypto_ff5_addon(
             context.log.warning(
                 f"crypto_ff5_addon: the source lacks {missing}; using {list(factors.columns)}"
             )
-        opt = model.TrainOptions(**json.loads(best["options"].iloc[0]))
+        opt = grid.TrainOptions(**json.loads(best["options"].iloc[0]))
         points = {
-            r["config"]: model.GridPoint(int(r["hidden"]), float(r["lr"]), str(r["activation"]))
+            r["config"]: grid.GridPoint(int(r["hidden"]), float(r["lr"]), str(r["activation"]))
             for _, r in best.iterrows()
         }
         table = analysis.ff5_addon(wide, factors, coins, points, opt)

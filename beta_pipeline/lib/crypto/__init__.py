@@ -2,10 +2,12 @@
 ETH, LTC and BCH on FIAT (US dollar index), EQUITY (S&P 500), GOLD and ENERGY, with the
 grid search, statistics, Fama-French add-on, quartile sorts and the OLS / Kalman comparison.
 
-Pure pandas / numpy / torch: no Dagster import (the assets are in ``beta_pipeline.defs.crypto``).
+Pure pandas / numpy / torch (imported only by :mod:`.model`): no Dagster import (the assets
+are in ``beta_pipeline.defs.crypto``).
 
 - :mod:`.data`: month-end resampling, market series choice, WTI treatment, source checks
 - :mod:`.quality`: gap and non-positive price rules
+- :mod:`.grid`: settings, grid points and samples (no torch)
 - :mod:`.model`: the batched MLP grid (training, early stopping, betas, learning curves)
 - :mod:`.compare`: rolling / expanding OLS and the multi-factor Kalman filter
 - :mod:`.analysis`: hedging RMSE, beta statistics, annual means, quartile sorts, FF5 add-on
@@ -21,7 +23,7 @@ from beta_pipeline.lib.crypto.data import (
     study_source_error,
     wide_returns,
 )
-from beta_pipeline.lib.crypto.model import (
+from beta_pipeline.lib.crypto.grid import (
     ACTIVATIONS,
     HIDDEN,
     LEARNING_RATES,
@@ -29,9 +31,18 @@ from beta_pipeline.lib.crypto.model import (
     GridPoint,
     TrainOptions,
     build_samples,
-    fit_grid,
     make_grid,
 )
+
+
+def __getattr__(name: str) -> object:
+    """``fit_grid`` on first use (it imports torch)."""
+    if name == "fit_grid":
+        from beta_pipeline.lib.crypto.model import fit_grid
+
+        return fit_grid
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ACTIVATIONS",

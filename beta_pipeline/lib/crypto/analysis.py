@@ -14,13 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from beta_pipeline.lib import sorts
-from beta_pipeline.lib.crypto.model import (
-    GridPoint,
-    TrainOptions,
-    build_samples,
-    config_markets,
-    fit_grid,
-)
+from beta_pipeline.lib.crypto.grid import GridPoint, TrainOptions, build_samples, config_markets
 
 FF5: tuple[str, ...] = ("mkt_rf", "smb", "hml", "rmw", "cma")
 NO_HEDGE = "zero"
@@ -233,6 +227,8 @@ def ff5_addon(
     (the factor files may end before the crypto data), split by time with the same shares,
     same hyperparameters, same seeds; ``change_pct`` = 100 (RMSE_ff5 / RMSE_base - 1) on
     the test months (negative = the factors help)."""
+    from beta_pipeline.lib.crypto import model  # torch, only when training
+
     if factors.empty:
         return pd.DataFrame()
     last = factors.dropna().index.max()
@@ -245,7 +241,7 @@ def ff5_addon(
             # both on months up to the factors' last + 1: same targets, same split (the
             # base model's one extra sample per coin, formed in last + 1, is 'live')
             s = build_samples(sample, coins, markets, options, extra=extra)
-            fits[label] = fit_grid(s, [point], options, config)
+            fits[label] = model.fit_grid(s, [point], options, config)
         base, ff = fits["base"], fits["ff5"]
         rows.append(
             {

@@ -14,7 +14,6 @@ from beta_pipeline.lib.estimators.hedging import (
 from beta_pipeline.lib.estimators.kalman import KalmanResult, kalman_filter
 from beta_pipeline.lib.estimators.kalman_mle import (
     KalmanParams,
-    TimeVaryingBetaModel,
     fit_kalman_mle,
     fit_kalman_panel,
     kalman_betas,
@@ -33,6 +32,16 @@ from beta_pipeline.lib.estimators.regression import (
     rolling_regression,
 )
 from beta_pipeline.lib.estimators.tuning import tune_half_life
+
+
+def __getattr__(name: str) -> object:
+    """``TimeVaryingBetaModel`` on first use (it imports statsmodels)."""
+    if name == "TimeVaryingBetaModel":
+        from beta_pipeline.lib.estimators.kalman_statsmodels import TimeVaryingBetaModel
+
+        return TimeVaryingBetaModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "LONG_COLUMNS",
