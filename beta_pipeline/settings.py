@@ -164,6 +164,10 @@ def instance_yaml(dagster_home: Path) -> str:
     )
 
 
+#: ``off`` disables the on-disk cache of parsed source files.
+SOURCE_CACHE_ENV = "BETA_PIPELINE_SOURCE_CACHE"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved locations and choices of one beta_pipeline installation."""
@@ -183,6 +187,13 @@ class Settings:
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster_home"
+
+    @property
+    def source_cache_dir(self) -> Path | None:
+        """Validated source files kept as Parquet (``BETA_PIPELINE_SOURCE_CACHE=off``: none)."""
+        if os.environ.get(SOURCE_CACHE_ENV, "").strip().lower() in {"off", "0", "false", "no"}:
+            return None
+        return self.home / "cache" / "sources"
 
 
 def get_settings() -> Settings:

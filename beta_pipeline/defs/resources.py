@@ -86,11 +86,16 @@ class PriceSourceResource(dg.ConfigurableResource):
     symbols: list[str] | None = Field(
         default=None, description="Restrict the equity universe to these tickers."
     )
+    cache_dir: str | None = Field(
+        default=None,
+        description="Folder where validated source files are kept as Parquet (csv source).",
+    )
 
     def get(self):  # -> beta_pipeline.lib.sources.PriceSource
         from beta_pipeline.lib.sources import make_source
 
-        return make_source(self.kind, config_path=self.config_path)
+        cache = {"cache_dir": self.cache_dir} if self.kind == "csv" else {}
+        return make_source(self.kind, config_path=self.config_path, **cache)
 
     def binding(self) -> warehouse.SourceBinding:
         """What a warehouse filled from this source is bound to (see ``bind_source``)."""
@@ -113,7 +118,11 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     settings = get_settings()
     return {
         "warehouse_db": DuckDBWarehouse(path=str(settings.warehouse_path)),
-        "prices": PriceSourceResource(kind=settings.source, config_path=settings.csv_config),
+        "prices": PriceSourceResource(
+            kind=settings.source,
+            config_path=settings.csv_config,
+            cache_dir=str(settings.source_cache_dir) if settings.source_cache_dir else None,
+        ),
         "artifacts": ArtifactStore(root=str(settings.artifacts_dir)),
     }
 

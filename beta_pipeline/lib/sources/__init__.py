@@ -48,13 +48,17 @@ __all__ = [
 
 
 def make_source(
-    kind: str | None = None, config_path: str | None = None, **options: Any
+    kind: str | None = None,
+    config_path: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    **options: Any,
 ) -> PriceSource:
     """Build a source. ``kind`` None/"" reads ``$BETA_PIPELINE_SOURCE`` (default embedded).
 
     - ``embedded``: no options; ``config_path`` is ignored.
     - ``csv``: ``config_path`` = a YAML path or the name of a shipped config
-      (default ``$BETA_PIPELINE_CSV_CONFIG`` or ``shared_data.yaml``).
+      (default ``$BETA_PIPELINE_CSV_CONFIG`` or ``shared_data.yaml``); ``cache_dir``: where
+      validated files are kept as Parquet for later processes (None: parse each process).
     - ``yfinance``: ``config_path`` (default ``yfinance.yaml``; a config without a ``yfinance:``
       block falls back to it), ``download=`` a function with
       ``yfinance.download``'s keyword arguments, ``universes={universe: [tickers]}``.
@@ -68,7 +72,7 @@ def make_source(
     if kind == "csv":
         if options:
             raise ValueError(f"unexpected options for the csv source: {sorted(options)}")
-        return CsvSource(config_path)
+        return CsvSource(config_path, cache_dir=cache_dir)
     if kind == "yfinance":
         return YFinanceSource(config_path, **options)
     raise ValueError(f"unknown source kind {kind!r}: use one of {', '.join(KINDS)}")

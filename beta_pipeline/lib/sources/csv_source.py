@@ -16,6 +16,7 @@ set ``BETA_PIPELINE_DATA_DIR``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import pandas as pd
 from beta_pipeline.lib.errors import DataValidationError
 from beta_pipeline.lib.sources.base import (
     BaseSource,
+    DateLike,
     canonical_market,
     canonical_prices,
     check_universe,
@@ -32,7 +34,9 @@ from beta_pipeline.lib.sources.base import (
     coverage_prices,
     not_configured,
     security_frame,
+    select_symbols,
     unconfigured,
+    window,
 )
 from beta_pipeline.lib.sources.cache import cached_file
 from beta_pipeline.lib.sources.config import SourceConfig, load_config
@@ -49,13 +53,38 @@ class CsvSource(BaseSource):
 
     kind = "csv"
 
-    def __init__(self, config_path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        config_path: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         ref = config_path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
         self.config: SourceConfig = load_config(ref)
+        #: validated files are kept here as Parquet (None: parse every process)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._stats: dict[str, dict[str, Any]] = {}
 
     # --- prices ------------------------------------------------------------------------------
     def _prices(self, universe: str) -> pd.DataFrame:
+        return canonical_prices(self._validated_prices(universe))
+
+    def load_prices(
+        self,
+        start: DateLike = None,
+        end: DateLike = None,
+        symbols: Iterable[str] | str | None = None,
+        universe: str = "equity",
+    ) -> pd.DataFrame:
+        """As :meth:`BaseSource.load_prices`, but the window is cut before the rows are put in
+        canonical form (same rows and order: that form is row-wise plus a stable sort), so a
+        one-day read of a multi-year file costs the window, not the file."""
+        check_universe(universe)
+        frame = self._validated_prices(universe)
+        chosen = select_symbols(frame, symbols, frame["symbol"].unique(), self._where(universe))
+        return canonical_prices(window(chosen, "date", start, end))
+
+    def _validated_prices(self, universe: str) -> pd.DataFrame:
+        """The universe's validated rows (not yet in canonical form), all files together."""
         check_universe(universe)
         specs = self.config.universes.get(universe)
         if not specs:
@@ -64,7 +93,7 @@ class CsvSource(BaseSource):
                 self.kind,
                 f"add a 'universes: {universe}:' list of files to {self.config.path}",
             )
-        parsed = [load_price_file(s) for s in specs]
+        parsed = [load_price_file(s, self.cache_dir) for s in specs]
         for p in parsed:
             self._stats[p.file] = {
                 "rows_read": p.rows_read,
@@ -87,7 +116,7 @@ class CsvSource(BaseSource):
                     symbol=str(row["symbol"]),
                     date=str(row["date"].date()),
                 )
-        return canonical_prices(frame)
+        return frame
 
     def _where(self, universe: str) -> str:
         files = ", ".join(str(s.path) for s in self.config.universes.get(universe, []))
@@ -101,7 +130,7 @@ class CsvSource(BaseSource):
         shadowed: list[dict[str, str]] = []
         parts = []
         for spec in specs:
-            parsed = load_series_file(spec)
+            parsed = load_series_file(spec, self.cache_dir)
             self._stats[parsed.file] = {
                 "rows_read": parsed.rows_read,
                 "nan_values_dropped": parsed.nan_rows_dropped,

@@ -6,9 +6,12 @@ checks run before anything is returned, so a bad file never yields a partial fra
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +20,7 @@ import pandas as pd
 from beta_pipeline.lib.errors import DataValidationError
 from beta_pipeline.lib.sources import validation as v
 from beta_pipeline.lib.sources.base import PRICE_FIELDS
-from beta_pipeline.lib.sources.cache import cached_file
+from beta_pipeline.lib.sources.cache import cached_file, disk_cached
 from beta_pipeline.lib.sources.config import PriceFileSpec, SeriesFileSpec
 from beta_pipeline.lib.sources.readers import RawTable, french_date_format, read_french, read_table
 
@@ -83,8 +86,32 @@ class ParsedFile:
 # --- prices --------------------------------------------------------------------------------
 
 
-def load_price_file(spec: PriceFileSpec) -> ParsedFile:
-    """Parse (once per process, see cache.py) and validate a price file."""
+def _dump_parsed(parsed: ParsedFile, folder: Path) -> None:
+    parsed.frame.to_parquet(folder / "frame.parquet", index=False)
+    meta = {"file": parsed.file, "rows_read": parsed.rows_read,
+            "nan_rows_dropped": parsed.nan_rows_dropped, "extra": parsed.extra}
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+def _load_parsed(folder: Path) -> ParsedFile:
+    meta = json.loads((folder / "meta.json").read_text())
+    frame = pd.read_parquet(folder / "frame.parquet")
+    return ParsedFile(frame, meta["file"], int(meta["rows_read"]),
+                      int(meta["nan_rows_dropped"]), dict(meta["extra"]))
+
+
+def _cached_parse(
+    path: Path, key: tuple[Any, ...], cache_dir: Path | None, parse: Callable[[], ParsedFile]
+) -> ParsedFile:
+    """Once per process (memory) and once per file content (``cache_dir``, Parquet)."""
+    return cached_file(
+        path, key, lambda: disk_cached(path, key, cache_dir, parse, _dump_parsed, _load_parsed)
+    )
+
+
+def load_price_file(spec: PriceFileSpec, cache_dir: Path | None = None) -> ParsedFile:
+    """Parse (once per process and, with ``cache_dir``, once per file content: see
+    cache.py) and validate a price file."""
     if not spec.path.is_file():
         raise DataValidationError(
             "missing_file",
@@ -92,7 +119,7 @@ def load_price_file(spec: PriceFileSpec) -> ParsedFile:
             "does not exist; set BETA_PIPELINE_DATA_DIR or fix 'path'",
             file=str(spec.path),
         )
-    return cached_file(spec.path, spec.parse_key(), lambda: _parse_price_file(spec))
+    return _cached_parse(spec.path, spec.parse_key(), cache_dir, lambda: _parse_price_file(spec))
 
 
 def _allowed_mask(symbols: np.ndarray, allow: bool | tuple[str, ...]) -> np.ndarray:
@@ -289,7 +316,8 @@ def _parse_wide(spec: PriceFileSpec, source: str) -> ParsedFile:
 # --- market / factor series ------------------------------------------------------------------
 
 
-def load_series_file(spec: SeriesFileSpec) -> ParsedFile:
+def load_series_file(spec: SeriesFileSpec, cache_dir: Path | None = None) -> ParsedFile:
+    """Parse and validate a market series file (cached like :func:`load_price_file`)."""
     if not spec.path.is_file():
         raise DataValidationError(
             "missing_file",
@@ -297,7 +325,7 @@ def load_series_file(spec: SeriesFileSpec) -> ParsedFile:
             "exist; set BETA_PIPELINE_DATA_DIR or fix 'path'",
             file=str(spec.path),
         )
-    return cached_file(spec.path, spec.parse_key(), lambda: _parse_series_file(spec))
+    return _cached_parse(spec.path, spec.parse_key(), cache_dir, lambda: _parse_series_file(spec))
 
 
 def _is_level(name: str) -> bool:
