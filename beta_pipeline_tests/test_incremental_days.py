@@ -114,11 +114,23 @@ def test_one_day_runs_equal_a_backfill_exactly(
         reads.append(start)
         return read(conn, end, start)
 
+    from beta_pipeline.defs.baselines import assets as baseline_assets
+
+    plotted: list[str] = []
+    plot = baseline_assets._example_plot
+
+    def plot_recorded(db, start, end, ols):
+        plotted.append(f"{start:%Y-%m-%d}")
+        return plot(db, start, end, ols)
+
     with monkeypatch.context() as patch:
         patch.setattr(beta_tables, "fit_kalman", no_refit)
         patch.setattr(beta_tables, "read_returns_wide", recorded)
+        patch.setattr(baseline_assets, "_example_plot", plot_recorded)
         for day in days:
             assert main(["run", *SELECT, "--start", day, "--end", day]) == 0
+    # one-day runs draw the example plot only on the week's last session (a Friday here)
+    assert plotted == [d for d in days if pd.Timestamp(d).day_name() == "Friday"], plotted
     # each day read only a trailing part of the history (its estimators' lookback)
     assert len(reads) == len(days) and all(r is not None for r in reads), reads
     assert all(pd.Timestamp(r) > pd.Timestamp(history[0]) for r in reads), reads

@@ -21,6 +21,7 @@ from beta_pipeline.defs.util import (
     window,
 )
 from beta_pipeline.lib import beta_tables, hedging_sql, neuralbeta_store, plots, warehouse
+from beta_pipeline.lib import calendar as exchange_calendar
 
 GROUP = "baselines"
 
@@ -43,6 +44,26 @@ class DailyBetasConfig(dg.Config):
     of the return history (8/14 train, 2/14 validation) whatever the run's range, so a daily
     run, the automation and a backfill use the same parameters; until the history is that
     long, the two estimators are not produced."""
+    plot: str = "auto"
+    """The example-betas PNG: ``auto`` draws it for a run of several sessions and for the
+    last session of each week (a scheduled day skips matplotlib the other days, issue 12;
+    the PNG on disk is then the week's); ``always`` or ``never``."""
+
+
+PLOT_CHOICES = ("auto", "always", "never")
+
+
+def wants_plot(choice: str, start: pd.Timestamp, end: pd.Timestamp) -> bool:
+    """Whether a run over sessions in [start, end) draws the example plot (see ``plot``)."""
+    if choice not in PLOT_CHOICES:
+        raise dg.Failure(f"daily_betas: plot must be one of {PLOT_CHOICES}, not {choice!r}")
+    if choice != "auto":
+        return choice == "always"
+    days = exchange_calendar.sessions(start, end - pd.Timedelta(days=1))
+    if len(days) != 1:
+        return len(days) > 1
+    following = exchange_calendar.next_session(days[-1])
+    return following.isocalendar()[:2] != days[-1].isocalendar()[:2]
 
 
 def _stored_params(conn, model: str) -> pd.DataFrame:
@@ -322,7 +343,7 @@ def daily_betas(
     rich: dict[str, object] = {"preview": preview(sample)}
     png = (
         _example_plot(warehouse_db, start, end, f"ols_{max(config.ols_windows)}")
-        if n and config.ols_windows
+        if n and config.ols_windows and wants_plot(config.plot, start, end)
         else None
     )
     if png is not None:
