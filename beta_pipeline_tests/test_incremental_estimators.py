@@ -143,3 +143,22 @@ def test_too_short_a_tail_is_refused() -> None:
                     panel.x[cut:], origin=cut)
     with pytest.raises(ValueError, match="origin"):
         bt._run(tail, spec, None, 600 - cut)
+
+
+@pytest.mark.parametrize("k", [1, 3, 15])
+def test_column_block_width_never_changes_a_number(k: int, monkeypatch) -> None:
+    """The memory cap on column blocks (``MOMENT_BYTES``) only changes how many assets a
+    block holds: results equal a run with one block, and partial tiles equal full ones."""
+    from beta_pipeline.lib.estimators import regression
+
+    rng = np.random.default_rng(k)
+    y = rng.normal(size=(600, 70)) * 0.02
+    y[rng.random(size=y.shape) < 0.05] = np.nan
+    x = rng.normal(size=(600, k)) * 0.01
+    wide = regression.rolling_regression(y, x, 252, from_row=430, n_threads=2)
+    monkeypatch.setattr(regression, "MOMENT_BYTES", 1)  # one asset per block
+    narrow = regression.rolling_regression(y, x, 252, from_row=430, n_threads=2)
+    every_row = regression.rolling_regression(y, x, 252, n_threads=1)
+    for name in ("beta", "alpha", "r2", "resid_std", "beta_se", "n_obs"):
+        _same(getattr(wide, name), getattr(narrow, name))
+        _same(getattr(wide, name)[430:], getattr(every_row, name)[430:])

@@ -39,6 +39,8 @@ from beta_pipeline.lib.estimators._solve import PIVOT_TOL, chol_solve
 CHUNK_ROWS = 256
 #: Default number of assets per column block (one block is one task for a thread).
 BLOCK_COLS = 512
+#: Bytes of per-row moments one column block may hold (bounds peak memory, see ``bc``).
+MOMENT_BYTES = 48 << 20
 #: Elements per sub-block of the closed-form solution (keeps temporaries in cache).
 SOLVE_ELEMENTS = 16384
 
@@ -131,6 +133,11 @@ def rolling_regression(
     chunk = max(int(chunk_rows), window or 1, 1)
     threads = max(1, n_threads if n_threads is not None else os.cpu_count() or 1)
     bc = max(1, min(int(block_cols), -(-n_assets // threads)))
+    # a block's per-row moments (window + tile rows x moments x assets) stay within
+    # MOMENT_BYTES: many factors (Dimson FF5: 16 x 17 / 2 moments) get narrower blocks.
+    # Blocks are independent columns, so their width never changes a number.
+    span = chunk + (window or 0)
+    bc = max(1, min(bc, MOMENT_BYTES // (8 * lay.size * span)))
     blocks = [(c, min(c + bc, n_assets)) for c in range(0, n_assets, bc)]
 
     def run(block: tuple[int, int]) -> None:
@@ -296,8 +303,11 @@ def _run_block(
             carry = s[-1].copy()
         elif weighted:
             s = _weighted_window_sums(z, la, window, lam, lamv, lay)
-        else:
-            s = _window_sums(z, la, window)
+        else:  # sums of the wanted rows only
+            first = max(skip - a, 0)
+            s = _window_sums(z, la, window, first)
+            _solve_tile(s, out, a + first, b, c0, c1, lay, intercept, cy, cx, min_eff)
+            continue
         _solve_tile(s, out, a, b, c0, c1, lay, intercept, cy, cx, min_eff, max(skip - a, 0))
 
 
@@ -313,18 +323,23 @@ def _recurse(s: np.ndarray, lamv: np.ndarray, weighted: bool) -> None:
             s[r] += s[r - 1]
 
 
-def _window_sums(z: np.ndarray, la: int, window: int) -> np.ndarray:
-    """Unweighted sums over the last ``window`` rows for rows ``la..`` of ``z``.
+def _window_sums(z: np.ndarray, la: int, window: int, first: int = 0) -> np.ndarray:
+    """Unweighted sums over the last ``window`` rows for rows ``la + first..`` of ``z``
+    (``first``: output rows of the tile not wanted; their sums are not formed).
 
     Prefix sums restart at the tile's first row, so their magnitude (and rounding error)
-    is bounded by one tile: ``S_t = C_t - C_{t-window}``.
+    is bounded by one tile: ``S_t = C_t - C_{t-window}``. The prefix runs over every row
+    whatever ``first`` is, so a wanted row's sum is the same number either way.
     """
     _recurse(z, z[:0], weighted=False)
     rows = z.shape[0] - la
-    s = np.empty((rows,) + z.shape[1:])
+    first = min(max(int(first), 0), rows)
     head = min(rows, max(0, window - la))  # rows whose window starts at the tile's start
-    s[:head] = z[la : la + head]
-    np.subtract(z[la + head :], z[la + head - window : z.shape[0] - window], out=s[head:])
+    s = np.empty((rows - first,) + z.shape[1:])
+    n_head = max(head - first, 0)  # of them, those wanted
+    s[:n_head] = z[la + first : la + first + n_head]
+    r0 = la + first + n_head  # first wanted row whose window leaves the tile's start
+    np.subtract(z[r0:], z[r0 - window : z.shape[0] - window], out=s[n_head:])
     return s
 
 
