@@ -304,3 +304,68 @@ def test_split_needs_three_non_empty_spans() -> None:
     assert [labels[m] for m in months].count("test") == 2
     with pytest.raises(ValueError, match="cannot be split"):
         split_targets(months[:3], 0.6, 0.2)
+
+
+# --- the assets' steps (lib.crypto.study) ------------------------------------------------------
+
+
+def test_study_panel_orders_coins_and_keeps_coin_months() -> None:
+    from beta_pipeline.lib.crypto import study
+
+    months = pd.date_range("2020-01-01", periods=3, freq="MS")
+    long = pd.DataFrame(
+        {"month": np.repeat(months, 3), "asset": ["ZZZ", "ETH", "FIAT"] * 3,
+         "role": ["coin", "coin", "market"] * 3, "log_ret": np.arange(9.0)}
+    )
+    assert study.coin_order(long) == ["ETH", "ZZZ"]
+    wide, coins = study.study_panel(long)
+    assert coins == ["ETH", "ZZZ"] and len(wide) == 3
+    cum = study.cumulative_log_returns(wide)
+    assert list(cum.columns) == ["month", "asset", "cum_log_ret"]
+    assert cum.loc[cum["asset"] == "FIAT", "cum_log_ret"].tolist() == [2.0, 7.0, 15.0]
+
+
+def test_best_points_and_split_bounds_round_trip() -> None:
+    import json
+
+    from beta_pipeline.lib.crypto import study
+
+    opt = model.TrainOptions(epochs=7, replicates=2)
+    best = pd.DataFrame(
+        {"config": ["FIAT", "EQUITY"], "hidden": [4, 8], "lr": [0.01, 0.1],
+         "activation": ["tanh", "relu"], "options": json.dumps(opt.__dict__),
+         "train_end": pd.to_datetime(["2020-05-01"] * 2),
+         "val_end": pd.to_datetime(["2020-09-01"] * 2),
+         "test_end": pd.to_datetime(["2021-01-01"] * 2)}
+    )
+    options, points = study.best_points(best)
+    assert options == opt
+    assert points == {"FIAT": model.GridPoint(4, 0.01, "tanh"),
+                      "EQUITY": model.GridPoint(8, 0.1, "relu")}
+    assert study.split_bounds(best.iloc[0]) == {
+        "train_end": "2020-05", "val_end": "2020-09", "test_end": "2021-01"
+    }
+    frame = pd.DataFrame({"method": ["mlp", "mlp", "ols_12"], "config": ["FIAT", "FIAT+GOLD",
+                          "FIAT"], "market": ["FIAT", "FIAT", "FIAT"]})
+    assert study.single_market(frame).index.tolist() == [0]
+
+
+def test_baselines_and_quartile_study_on_a_toy_panel() -> None:
+    from beta_pipeline.lib.crypto import study
+
+    betas, wide = _toy_betas()
+    best = pd.DataFrame({"config": ["EQUITY"], "train_end": [pd.Timestamp("2020-04-01")],
+                         "val_end": [pd.Timestamp("2020-05-01")],
+                         "test_end": [pd.Timestamp("2020-12-01")]})
+    coins = ["BTC", "ETH", "LTC", "BCH"]
+    table, snr = study.study_baselines(wide, coins, best, [3], expanding=True, kalman=False)
+    assert set(table["method"]) == {"ols_3", "ols_exp"} and snr == {}
+    assert set(table["split"]) <= {"train", "val", "test", "live"}
+    factors = pd.DataFrame({"month": wide.index[:-2], "series": "rf", "value": 0.001})
+    out = study.quartile_study(wide, coins, factors, betas)
+    assert out.rf_filled == 2
+    direct, _ = analysis.quartile_sorts(
+        betas, analysis.excess_returns(wide, coins, pd.Series(0.001, index=wide.index))
+    )
+    pd.testing.assert_frame_equal(out.rows, direct)
+    pd.testing.assert_frame_equal(out.summary, analysis.quartile_summary(direct))

@@ -300,3 +300,59 @@ def test_summarize_gives_every_portfolio_and_hml():
         sorts.newey_west_mean(frame[frame["portfolio"] == "2"]["ret_excess"])["t"]
     )
     assert sorts.summarize(frame.iloc[0:0], mkt).empty
+
+
+# --- the assets' steps (lib.portfolios) ------------------------------------------------------
+
+
+def test_sort_batch_lists_skipped_holding_months_and_months_without_betas():
+    from beta_pipeline.lib.portfolios import pipeline
+
+    sig = pd.concat(
+        [_signals(JAN, dict(a=1, b=2, c=3, d=4)), _signals(FEB, dict(a=1, b=2))]
+    ).assign(source="betas.daily")
+    rets = pd.concat(
+        [_returns(FEB, dict(a=0.01, b=0.02, c=0.03, d=0.04)), _returns(MAR, dict(a=0.0, b=0.0)),
+         _returns(APR, dict(a=0.0))]
+    )
+    batch = pipeline.sort_batch(sig, rets, None, 2, None, 2)
+    assert set(batch.frame["month"]) == {FEB} and set(batch.frame["source"]) == {"betas.daily"}
+    # FEB's two betas are too few for 2 portfolios x 2 stocks: skipped, held in MAR
+    assert list(batch.skipped["month"]) == [MAR]
+    assert batch.no_betas == [APR]
+    warnings = pipeline.batch_warnings(batch, "2020-02..2020-04", no_signals=False)
+    assert warnings[0] == "no betas at the end of the month before 2020-04"
+    assert warnings[1].startswith("1 (month, estimator) cross-sections skipped for 2020-02..")
+    assert pipeline.batch_warnings(batch, "x", no_signals=True)[0].startswith(
+        "no market betas for the formation months of x"
+    )
+    assert pipeline.hml_means(batch.frame) == {"e": 0.02}
+    assert pipeline.hml_means(batch.frame.iloc[0:0]) is None
+
+
+def test_summary_with_source_and_market_slope():
+    from beta_pipeline.lib.portfolios import pipeline
+
+    frame = pd.DataFrame(
+        {"month": [FEB, MAR, MAR], "estimator": ["e", "e", "f"], "source": ["s1", "s1", "s2"],
+         "ret_excess": [0.1, np.nan, 0.2]}
+    )
+    market = pd.DataFrame({"month": [FEB, MAR], "mkt_excess": [0.01, 0.03]})
+    assert pipeline.mean_market_by_estimator(frame, market) == {"e": 0.01, "f": 0.03}
+
+
+def test_headline_estimators_and_figures_need_three_months():
+    from beta_pipeline.lib.portfolios import plots as sort_plots
+
+    names = ["capm/ols_60", "capm/ols_252", "ff3/ewm", "neuralbeta/x/m", "capm/kalman"]
+    assert sort_plots.headline(names) == [
+        "capm/ols_252", "capm/kalman", "neuralbeta/x/m", "capm/ols_60", "ff3/ewm"
+    ]
+    assert sort_plots.headline(names, ["ff3/*", "capm/*"], limit=2) == ["ff3/ewm", "capm/kalman"]
+    history = pd.DataFrame(
+        {"month": [JAN, FEB], "estimator": "capm/ols_252", "portfolio": "HML",
+         "weighting": "ew", "ret_excess": 0.01, "mean_beta": 0.5}
+    )
+    assert sort_plots.sort_figures(history) == {}
+    summary = pd.DataFrame({"estimator": ["e"], "capm_beta": [np.nan]})
+    assert sort_plots.sml_figure(summary.iloc[0:0], history, history) is None

@@ -20,8 +20,9 @@ Conventions (Tidy Finance's univariate sorts, METHODS.md section 8):
 - **Weights**: equal weights always; value weights only from a lagged (formation month
   end) market capitalisation passed in by the caller.
 
-No Dagster import: the pure core (and the warehouse tables) behind the ``beta_portfolio_sorts`` and
-``beta_portfolio_summary`` assets.
+No Dagster import: the pure core behind the ``beta_portfolio_sorts`` and
+``beta_portfolio_summary`` assets (their warehouse tables are declared in
+:mod:`beta_pipeline.lib.portfolios.tables`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from beta_pipeline.lib.warehouse import Table, register_table
+from beta_pipeline.lib.portfolios.tables import (  # noqa: F401 (re-exported; registers them)
+    BETA_SORTS,
+    SORT_SKIPPED,
+    SUMMARY,
+)
 
 #: Label of the high-minus-low row (highest minus lowest portfolio).
 HML = "HML"
@@ -337,66 +342,3 @@ def summarize(sorts: pd.DataFrame, market: pd.DataFrame, lags: int = NW_LAGS) ->
         .drop(columns="_o")
         .reset_index(drop=True)
     )
-
-
-# --- warehouse tables (DESIGN.md: portfolios.beta_sorts, portfolios.summary) ---
-
-BETA_SORTS = register_table(
-    Table(
-        "portfolios.beta_sorts",
-        (
-            ("month", "DATE NOT NULL"),  # holding month t+1
-            ("formation_month", "DATE NOT NULL"),  # month t whose end-of-month beta sorts
-            ("estimator", "VARCHAR NOT NULL"),
-            ("source", "VARCHAR"),
-            ("portfolio", "VARCHAR NOT NULL"),  # '1' (lowest beta) .. 'n', 'HML'
-            ("n_portfolios", "INTEGER"),
-            ("weighting", "VARCHAR NOT NULL"),  # 'ew' | 'vw'
-            ("ret_excess", "DOUBLE"),
-            ("mean_beta", "DOUBLE"),
-            ("n", "INTEGER"),
-        ),
-        "month",
-        ("month", "estimator", "weighting", "portfolio"),
-    )
-)
-SORT_SKIPPED = register_table(
-    Table(
-        "portfolios.sort_skipped",
-        (
-            ("month", "DATE NOT NULL"),
-            ("formation_month", "DATE NOT NULL"),
-            ("estimator", "VARCHAR NOT NULL"),
-            ("n_stocks", "INTEGER"),
-            ("reason", "VARCHAR"),
-        ),
-        "month",
-        ("month", "estimator"),
-    )
-)
-SUMMARY = register_table(
-    Table(
-        "portfolios.summary",
-        (
-            ("estimator", "VARCHAR NOT NULL"),
-            ("source", "VARCHAR"),
-            ("weighting", "VARCHAR NOT NULL"),
-            ("n_portfolios", "INTEGER NOT NULL"),
-            ("portfolio", "VARCHAR NOT NULL"),
-            ("n_months", "INTEGER"),
-            ("first_month", "DATE"),
-            ("last_month", "DATE"),
-            ("mean_ret_excess", "DOUBLE"),
-            ("t_mean", "DOUBLE"),
-            ("alpha", "DOUBLE"),
-            ("t_alpha", "DOUBLE"),
-            ("capm_beta", "DOUBLE"),
-            ("t_capm_beta", "DOUBLE"),
-            ("mean_beta", "DOUBLE"),
-            ("avg_n", "DOUBLE"),
-            ("nw_lags", "INTEGER"),
-        ),
-        None,
-        ("estimator", "weighting", "n_portfolios", "portfolio"),
-    )
-)

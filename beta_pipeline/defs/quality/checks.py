@@ -1,11 +1,13 @@
 """Data-quality asset checks (Great Expectations + pandas rules from ``lib.quality``).
 
-Each audited asset gets one multi-check whose specs are the rules of its suite. A check
-reads the run's partition window (read-only), runs the suite, records every outcome in
+Each audited asset gets one multi-check whose specs are the rules of its suite, built by
+:func:`quality_suite`, the one factory of every domain (prices and returns here, the crypto
+study in ``defs/crypto/checks.py``). A check reads its scope (read-only: the run's partition
+window, or a whole-history table), runs the suite, records every outcome in
 ``quality.check_results`` and reports one Dagster check result per rule. Error-severity
 rules are blocking: when one fails, downstream assets of that run do not execute.
 
-The checks are scoped to the run's partitions (one partition, or a single-run backfill's
+The partitioned checks are scoped to the run's partitions (one partition, or a single-run backfill's
 whole range) but are not themselves partitioned: a 33-year backfill yields one evaluation
 per rule instead of one per rule and session (8,300 x 15 events).
 
@@ -130,23 +132,78 @@ def record_outcomes(
         )
 
 
-def _suite(
-    *,
-    asset: str,
-    rules: Sequence[Rule],
-    run: Callable[[DuckDBWarehouse, pd.Timestamp, pd.Timestamp], list[CheckOutcome]],
-    monthly: bool = False,
-    ingested: bool = False,
-) -> dg.AssetChecksDefinition:
-    """``ingested``: the checked window is the ingestion's (the sessions plus the
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of a suite: its outcomes and the partition label they are recorded
+    under in ``quality.check_results`` (``in_log``: the label is shown in log lines)."""
+
+    label: str
+    outcomes: list[CheckOutcome]
+    in_log: bool = True
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a suite reads and how it is declared.
+
+    ``evaluate`` runs the rules for one check execution (resources from
+    ``context.resources``); ``resources``: the resource keys it needs; ``description``: the
+    multi-check's (``{asset}`` filled in); ``automated``: the specs run with every automated
+    update of their asset (``check_with_its_asset``)."""
+
+    evaluate: Callable[[dg.AssetCheckExecutionContext], Evaluation]
+    description: str
+    resources: frozenset[str] = frozenset({"warehouse_db"})
+    automated: bool = True
+
+
+WindowRun = Callable[[DuckDBWarehouse, pd.Timestamp, pd.Timestamp], list[CheckOutcome]]
+
+
+def partition_scope(run: WindowRun, *, monthly: bool = False, ingested: bool = False) -> Scope:
+    """The run's partitions: ``run(db, start, end)`` on their window, recorded under the
+    window's label. ``ingested``: the window read is the ingestion's (the sessions plus the
     non-session days after the last one), so a weekend or holiday row is seen."""
+
+    def evaluate(context: dg.AssetCheckExecutionContext) -> Evaluation:
+        start, end = window(context)
+        label = partition_label(start, end, monthly=monthly)
+        span = ingestion_window(context) if ingested else (start, end)
+        return Evaluation(label, run(context.resources.warehouse_db, *span))
+
+    return Scope(evaluate, "Data-quality suite of {asset} over the run's partitions.")
+
+
+def unpartitioned_scope(
+    run: Callable[..., list[CheckOutcome]], resources: Sequence[str] = (), label: str = "all"
+) -> Scope:
+    """A whole-history asset: ``run(db, *resources)`` (the named resources in order),
+    recorded under ``label``; the checks run with their asset's job, not by automation."""
+
+    def evaluate(context: dg.AssetCheckExecutionContext) -> Evaluation:
+        res = context.resources
+        outcomes = run(res.warehouse_db, *(getattr(res, r) for r in resources))
+        return Evaluation(label, outcomes, in_log=False)
+
+    return Scope(
+        evaluate,
+        "Data-quality rules of {asset}.",
+        frozenset({"warehouse_db", *resources}),
+        automated=False,
+    )
+
+
+def quality_suite(*, asset: str, rules: Sequence[Rule], scope: Scope) -> dg.AssetChecksDefinition:
+    """One multi-check ``<asset>_quality`` over ``asset`` with a spec per rule: evaluates
+    ``scope``, records every outcome in ``quality.check_results``, logs the failures and
+    reports one check result per rule (error severity for error outcomes)."""
     specs = [
         dg.AssetCheckSpec(
             name=r.name,
             asset=asset,
             description=r.description,
             blocking=r.blocking,
-            automation_condition=check_with_its_asset(),
+            automation_condition=check_with_its_asset() if scope.automated else None,
         )
         for r in rules
     ]
@@ -155,20 +212,18 @@ def _suite(
         name=f"{asset}_quality",
         specs=specs,
         pool=DUCKDB_POOL,
-        description=f"Data-quality suite of {asset} over the run's partitions.",
+        description=scope.description.format(asset=asset),
+        required_resource_keys=set(scope.resources),
     )
-    def _check(
-        context: dg.AssetCheckExecutionContext, warehouse_db: DuckDBWarehouse
-    ) -> Iterator[dg.AssetCheckResult]:
-        start, end = window(context)
-        label = partition_label(start, end, monthly=monthly)
-        outcomes = run(warehouse_db, *(ingestion_window(context) if ingested else (start, end)))
-        record_outcomes(warehouse_db, outcomes, asset, label)
-        failed = [o for o in outcomes if not o.passed]
-        for o in failed:
-            log = context.log.error if o.severity == "error" else context.log.warning
-            log(f"{asset} [{label}] {o.check_name}: {o.details}")
-        yield from _results(outcomes, rules, asset)
+    def _check(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+        ev = scope.evaluate(context)
+        record_outcomes(context.resources.warehouse_db, ev.outcomes, asset, ev.label)
+        where = f"{asset} [{ev.label}]" if ev.in_log else asset
+        for o in ev.outcomes:
+            if not o.passed:
+                log = context.log.error if o.severity == "error" else context.log.warning
+                log(f"{where} {o.check_name}: {o.details}")
+        yield from _results(ev.outcomes, rules, asset)
 
     return _check
 
@@ -199,15 +254,8 @@ def _run_returns(db: DuckDBWarehouse, start: pd.Timestamp, end: pd.Timestamp) ->
 
 
 QUALITY_CHECKS: list[dg.AssetChecksDefinition] = [
-    _suite(
-        asset="raw_prices",
-        rules=PRICE_RULES,
-        run=_run_prices,
-        ingested=True,
+    quality_suite(
+        asset="raw_prices", rules=PRICE_RULES, scope=partition_scope(_run_prices, ingested=True)
     ),
-    _suite(
-        asset="daily_returns",
-        rules=RETURN_RULES,
-        run=_run_returns,
-    ),
+    quality_suite(asset="daily_returns", rules=RETURN_RULES, scope=partition_scope(_run_returns)),
 ]

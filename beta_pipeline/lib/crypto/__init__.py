@@ -11,6 +11,7 @@ are in ``beta_pipeline.defs.crypto``).
 - :mod:`.model`: the batched MLP grid (training, early stopping, betas, learning curves)
 - :mod:`.compare`: rolling / expanding OLS and the multi-factor Kalman filter
 - :mod:`.analysis`: hedging RMSE, beta statistics, annual means, quartile sorts, FF5 add-on
+- :mod:`.study`: the assets' steps (panel, grid over configurations, baselines, sorts)
 """
 
 from beta_pipeline.lib.crypto.data import (

@@ -1,5 +1,6 @@
 """Figures of the beta sorts (PNG bytes): security market line, cumulative high-minus-low,
-mean beta per portfolio over time. Matplotlib only, no Dagster."""
+mean beta per portfolio over time. No Dagster; matplotlib is imported on first drawing
+(:func:`beta_pipeline.lib.plots.pyplot`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from beta_pipeline.lib import plots
+from beta_pipeline.lib.portfolios.pipeline import mean_market_by_estimator
 from beta_pipeline.lib.sorts import HML
 
 #: Estimators shown in the figures when none are configured, in this order of preference.
@@ -122,3 +124,39 @@ def mean_beta_over_time(sorts: pd.DataFrame, estimators: list[str]) -> bytes:
     fig.autofmt_xdate()
     fig.tight_layout()
     return plots.to_png(fig)
+
+
+#: Holding months of history before the sort figures are drawn.
+MIN_FIGURE_MONTHS = 3
+
+
+def sort_figures(history: pd.DataFrame, patterns: list[str] | None = None) -> dict[str, bytes]:
+    """``cumulative_hml`` and ``mean_beta`` figures of the equal-weighted sort history (the
+    :func:`headline` estimators of ``patterns``); none before ``MIN_FIGURE_MONTHS`` months."""
+    if history["month"].nunique() < MIN_FIGURE_MONTHS:
+        return {}
+    chosen = headline(sorted(history["estimator"].unique()), patterns)
+    return {
+        "cumulative_hml": cumulative_hml(history, chosen),
+        "mean_beta": mean_beta_over_time(history, chosen[:4]),
+    }
+
+
+def sml_figure(
+    summary: pd.DataFrame,
+    sorts: pd.DataFrame,
+    market: pd.DataFrame,
+    patterns: list[str] | None = None,
+) -> bytes | None:
+    """The security market line of the :func:`headline` estimators of ``patterns`` with a
+    finite CAPM beta (slope: mean market excess return over each estimator's holding months
+    in ``sorts``); None when there is nothing to draw."""
+    if not len(summary):
+        return None
+    mkt_mean = mean_market_by_estimator(sorts, market)
+    chosen = headline(sorted(summary["estimator"].unique()), patterns)
+    plottable = summary.loc[np.isfinite(summary["capm_beta"].astype(float))]
+    chosen = [e for e in chosen if e in set(plottable["estimator"]) and e in mkt_mean]
+    if not chosen:
+        return None
+    return security_market_line(plottable, mkt_mean, chosen)
