@@ -28,10 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from beta_pipeline.lib import neuralbeta_eval as E
-from beta_pipeline.lib import synthetic as S
-from beta_pipeline.lib import window_baselines as B
-from beta_pipeline.lib.neuralbeta_eval import MODELS, PAPER_TABLE1
+from beta_pipeline.lib.neuralbeta import baselines, metrics, synthetic
+from beta_pipeline.lib.neuralbeta.experiments import MODELS, PAPER_TABLE1
 from beta_pipeline.lib.nn import NeuralBetaConfig, NeuralBetaDataModule, get_budget, predict, train
 from beta_pipeline.lib.nn.throughput import compare_throughput
 
@@ -45,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scenarios", default="constant,stepwise,cyclical")
     p.add_argument("--models", default=",".join(ALL_MODELS))
     p.add_argument("--budget", default="quick", choices=["quick", "paper", "tiny"])
-    p.add_argument("--n-samples", type=int, default=S.DEFAULT_SAMPLES)
+    p.add_argument("--n-samples", type=int, default=synthetic.DEFAULT_SAMPLES)
     p.add_argument(
         "--test-samples",
         type=int,
@@ -87,13 +85,15 @@ def _override(value: str) -> Any:
 
 def baseline_rmses(
     scenario: str,
-    parts: dict[str, S.SyntheticData],
-    test: S.SyntheticData,
+    parts: dict[str, synthetic.SyntheticData],
+    test: synthetic.SyntheticData,
     bayes: bool,
 ) -> dict[str, Any]:
-    """RMSE(y) and RMSE(beta) of the baselines of ``neuralbeta_eval.synthetic_baselines``
+    """RMSE(y) and RMSE(beta) of the baselines of ``neuralbeta.baselines.synthetic_baselines``
     (OLS, tuned WLS, Kalman, the Bayes reference, the oracle) on ``test``."""
-    betas, params = E.synthetic_baselines(scenario, parts["train"], parts["val"], test, bayes=bayes)
+    betas, params = baselines.synthetic_baselines(
+        scenario, parts["train"], parts["val"], test, bayes=bayes
+    )
     _, _, xn, yn, bn = test.windows()
     out: dict[str, Any] = {
         "half_life": params["wls_half_life"],
@@ -101,13 +101,16 @@ def baseline_rmses(
         "kalman_params": params.get("kalman"),
     }
     for name, beta in betas.items():
-        out[name] = {"rmse_y": B.rmse_y(beta, xn, yn), "rmse_beta": B.rmse_beta(beta, bn)}
+        out[name] = {
+            "rmse_y": metrics.rmse_y(beta, xn, yn),
+            "rmse_beta": metrics.rmse_beta(beta, bn),
+        }
     return out
 
 
 def probe_weights(system: Any, seed: int) -> dict[str, list[float]]:
     """Fig. 6: mean NBI weights per step when beta jumps 2 -> 0 at different positions."""
-    probe = S.jump_probe(n_per_position=1000, seed=seed)
+    probe = synthetic.jump_probe(n_per_position=1000, seed=seed)
     x, y, *_ = probe.windows()
     _, w = predict(system, x, y)
     pos = probe.meta["jump"]
@@ -130,11 +133,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     models = [m for m in args.models.split(",") if m]
     results: dict[str, Any] = {"budget": budget.to_dict(), "args": vars(args), "scenarios": {}}
     for scenario in [s for s in args.scenarios.split(",") if s]:
-        data = S.generate(scenario, n=args.n_samples, seed=args.seed)
+        data = synthetic.generate(scenario, n=args.n_samples, seed=args.seed)
         parts = data.split()
         tests = {"split": parts["test"]}
         if args.test_samples:
-            tests["independent"] = S.generate(scenario, n=args.test_samples, seed=args.seed + 1)
+            tests["independent"] = synthetic.generate(
+                scenario, n=args.test_samples, seed=args.seed + 1
+            )
         entry: dict[str, Any] = {"tests": {}, "training": {}}
         for tname, test in tests.items():
             t0 = time.perf_counter()
@@ -176,11 +181,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 x, y, xn, yn, bn = test.windows()
                 beta, _ = predict(res.system, x, y)
                 entry["tests"][tname]["models"][name] = {
-                    "rmse_y": B.rmse_y(beta, xn, yn),
-                    "rmse_beta": B.rmse_beta(beta, bn),
+                    "rmse_y": metrics.rmse_y(beta, xn, yn),
+                    "rmse_beta": metrics.rmse_beta(beta, bn),
                 }
             split = entry["tests"]["split"]
-            imp = B.improvement_pct(
+            imp = metrics.improvement_pct(
                 split["models"][name]["rmse_y"], split["baselines"]["ols"]["rmse_y"]
             )
             print(
@@ -191,7 +196,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results["scenarios"][scenario] = entry
     if args.throughput != "none":
         scenario = next(iter(results["scenarios"]), "stepwise")
-        dm = NeuralBetaDataModule.from_synthetic(S.generate(scenario, n=20_000, seed=args.seed))
+        dm = NeuralBetaDataModule.from_synthetic(
+            synthetic.generate(scenario, n=20_000, seed=args.seed)
+        )
         cfg = NeuralBetaConfig.preset(args.throughput, **overrides)
         results["throughput"] = {
             "model": args.throughput,
@@ -236,12 +243,12 @@ def report(results: dict[str, Any]) -> str:
                 [
                     sc,
                     *[
-                        _cell(B.improvement_pct(rows[c]["rmse_y"], ols), paper.get(c))
+                        _cell(metrics.improvement_pct(rows[c]["rmse_y"], ols), paper.get(c))
                         if c in rows
                         else ""
                         for c in cols
                     ],
-                    f"{B.improvement_pct(orc, ols):.2f}",
+                    f"{metrics.improvement_pct(orc, ols):.2f}",
                 ]
             )
             tb.append(
@@ -255,7 +262,7 @@ def report(results: dict[str, Any]) -> str:
                 [
                     sc,
                     *[
-                        f"{B.oracle_gap_share(rows[c]['rmse_y'], ols, orc):.3f}"
+                        f"{metrics.oracle_gap_share(rows[c]['rmse_y'], ols, orc):.3f}"
                         if c in rows
                         else ""
                         for c in cols

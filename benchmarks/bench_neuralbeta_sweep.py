@@ -20,8 +20,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from beta_pipeline.lib import synthetic as S
-from beta_pipeline.lib import window_baselines as B
+from beta_pipeline.lib.neuralbeta import metrics, synthetic, windows
 from beta_pipeline.lib.nn import NeuralBetaConfig, NeuralBetaDataModule, predict, train
 from beta_pipeline.lib.nn.config import get_budget
 
@@ -35,7 +34,7 @@ DEFAULTS = {"window": 64, "dropout": 0.0}
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--scenario", default="stepwise", choices=list(S.SCENARIOS))
+    p.add_argument("--scenario", default="stepwise", choices=list(synthetic.SCENARIOS))
     p.add_argument("--models", default="gru_nb,gru_nbi")
     p.add_argument("--budget", default="quick")
     p.add_argument("--max-steps", type=int, default=600, help="updates per cell")
@@ -58,13 +57,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     budget = dataclasses.replace(budget, val_every=max(args.max_steps // 4, 1))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data_by_window: dict[int, S.SyntheticData] = {}
+    data_by_window: dict[int, synthetic.SyntheticData] = {}
     rows = []
     for model, param, value in tqdm(cells(args.models.split(",")), desc="sweep"):
         settings = {**DEFAULTS, param: value}
         h = int(settings["window"])
         if h not in data_by_window:
-            data_by_window[h] = S.generate(args.scenario, n=args.n_samples, h=h, seed=args.seed)
+            data_by_window[h] = synthetic.generate(
+                args.scenario, n=args.n_samples, h=h, seed=args.seed
+            )
         data = data_by_window[h]
         overrides = {"dropout": float(settings["dropout"])}
         if param == "hidden":
@@ -75,14 +76,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         test = data.split()["test"]
         x, y, xn, yn, bn = test.windows()
         beta, _ = predict(res.system, x, y)
-        ols = B.rmse_y(B.ols_beta(x, y), xn, yn)
+        ols = metrics.rmse_y(windows.ols_beta(x, y), xn, yn)
         rows.append(
             {
                 "model": model,
                 "param": param,
                 "value": value,
-                "improvement_vs_ols_pct": B.improvement_pct(B.rmse_y(beta, xn, yn), ols),
-                "rmse_beta": B.rmse_beta(beta, bn),
+                "improvement_vs_ols_pct": metrics.improvement_pct(
+                    metrics.rmse_y(beta, xn, yn), ols
+                ),
+                "rmse_beta": metrics.rmse_beta(beta, bn),
                 "seconds": time.perf_counter() - t0,
             }
         )

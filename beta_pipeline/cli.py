@@ -328,7 +328,7 @@ def _choice(value: str, allowed: Sequence[str], what: str) -> list[str]:
 
 
 def _has_market_model(args: argparse.Namespace) -> bool:
-    from beta_pipeline.lib.neuralbeta_eval import EXPERIMENTS, MARKET_EXPERIMENTS
+    from beta_pipeline.lib.neuralbeta.experiments import EXPERIMENTS, MARKET_EXPERIMENTS
 
     chosen = _choice(args.nb_experiments, EXPERIMENTS, "NeuralBeta experiment")
     return any(e in MARKET_EXPERIMENTS for e in chosen)
@@ -339,7 +339,7 @@ def _static_keys(job_name: str, partitions_def, args: argparse.Namespace) -> lis
     --nb-models (synthetic scenarios: the chosen synthetic experiments plus kalman_step)."""
     import dagster as dg
 
-    from beta_pipeline.lib.neuralbeta_eval import EXPERIMENTS, MODELS
+    from beta_pipeline.lib.neuralbeta.experiments import EXPERIMENTS, MODELS
 
     experiments = _choice(args.nb_experiments, EXPERIMENTS, "NeuralBeta experiment")
     if job_name == "neuralbeta_model_job":

@@ -16,7 +16,7 @@ from beta_pipeline.defs.ingestion.assets import (
     security_master,
 )
 from beta_pipeline.defs.jobs import build_jobs
-from beta_pipeline.defs.neuralbeta.assets import NEURALBETA_ASSETS
+from beta_pipeline.defs.neuralbeta import NEURALBETA_ASSETS
 from beta_pipeline.defs.portfolios.assets import PORTFOLIO_ASSETS
 from beta_pipeline.defs.quality.checks import QUALITY_CHECKS
 from beta_pipeline.defs.quality.model_checks import MODEL_CHECKS

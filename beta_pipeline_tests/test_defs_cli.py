@@ -99,7 +99,7 @@ def test_neuralbeta_partition_choice() -> None:
     import argparse
 
     from beta_pipeline.cli import _has_market_model, _static_keys
-    from beta_pipeline.defs.neuralbeta.assets import model_partitions, scenario_partitions
+    from beta_pipeline.defs.neuralbeta import model_partitions, scenario_partitions
 
     args = argparse.Namespace(nb_experiments="stepwise,univariate", nb_models="gru_nbi,attn_nb")
     keys = _static_keys("neuralbeta_model_job", model_partitions, args)

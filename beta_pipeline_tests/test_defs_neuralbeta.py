@@ -4,6 +4,7 @@ hedging leaderboard."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +15,8 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from beta_pipeline.defs.resources import DuckDBWarehouse
+from beta_pipeline.lib import warehouse
 from beta_pipeline_tests.test_defs_support import QUIET, build, query
 
 FIRST, LAST = "2019-01-02", "2022-12-28"
@@ -187,3 +190,22 @@ def test_betas_without_a_trained_model_fail_clearly(home: Path, tmp_path: Path) 
     assert not result.success
     failure = [e for e in result.all_events if e.is_step_failure][0]
     assert "neuralbeta_model" in str(failure.event_specific_data.error)
+
+
+def test_patient_writer_waits_at_least_its_minimum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write at the end of a training retries on the lock for 10 minutes or more."""
+    waits: list[float] = []
+
+    @contextlib.contextmanager
+    def fake_open(path, read_only, timeout_s, logger):
+        waits.append(timeout_s)
+        yield None
+
+    monkeypatch.setattr(warehouse, "open_warehouse", fake_open)
+    for configured in (5.0, 900.0):
+        db = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"), lock_timeout_s=configured)
+        with db.patient_writer():
+            pass
+    assert waits == [600.0, 900.0]

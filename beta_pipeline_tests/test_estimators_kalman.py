@@ -10,9 +10,12 @@ from beta_pipeline.lib.estimators import (
     TimeVaryingBetaModel,
     fit_kalman_mle,
     fit_kalman_panel,
+    fit_kalman_pooled,
     kalman_betas,
     kalman_filter,
 )
+from beta_pipeline.lib.estimators.kalman import DIFFUSE_VAR
+from beta_pipeline.lib.estimators.kalman_statsmodels import InterceptStateBetaModel
 
 
 def _series(seed: int, t: int = 400, alpha: float = 0.0003):
@@ -118,3 +121,56 @@ def test_ar1_panel_fit_shares_phi():
     y, x, _ = _series(8, t=300)
     params = fit_kalman_panel(np.column_stack([y, y]), x, 250, ar1=True, n_sample=1)
     assert params.phi[0] == params.phi[1] and -1 < params.phi[0] <= 1
+
+
+@pytest.mark.parametrize("ar1", [False, True])
+def test_intercept_state_filter_matches_statsmodels(ar1):
+    """alpha as a constant state: statsmodels' two-state model (AR(1) beta by hand)."""
+    y, x, _ = _series(5)
+    q, h, phi, mu = 1e-3, 1e-4, (0.97 if ar1 else 1.0), (1.1 if ar1 else 0.0)
+    kw = {"phi": phi, "mu": mu, "beta0": 0.8, "p0": 2.0, "alpha_var": 0.5}
+    res = kalman_filter(np.column_stack([y, y]), x, q, h, 3e-4, **kw)
+    obs = np.isfinite(y) & np.isfinite(x)
+    assert not obs[7]  # a missing x skips the update as a missing y does
+    mod = InterceptStateBetaModel(np.where(obs, y, np.nan), np.where(obs, x, 0.0))
+    mod.ssm.initialize_known(np.array([3e-4, 0.8]), np.diag([0.5, 2.0]))
+    mod["transition", 1, 1] = phi
+    mod["state_intercept", 1, 0] = mu * (1.0 - phi)
+    ref = mod.filter([h, q])
+    for i in range(2):
+        np.testing.assert_allclose(res.predicted[:, i], ref.predicted_state[1, 1:], atol=1e-10)
+        np.testing.assert_allclose(res.filtered[:, i], ref.filtered_state[1], atol=1e-10)
+        np.testing.assert_allclose(
+            res.predicted_var[:, i], ref.predicted_state_cov[1, 1, 1:], rtol=1e-9
+        )
+        np.testing.assert_allclose(res.filtered_var[:, i], ref.filtered_state_cov[1, 1], rtol=1e-9)
+        assert res.loglike[i] == pytest.approx(ref.llf, rel=1e-10)
+
+
+def test_intercept_state_mle_is_statsmodels():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(300)
+    y = 0.5 + (2 + np.cumsum(rng.normal(0, 0.1, 300))) * x + rng.standard_normal(300)
+    fit = fit_kalman_mle(y, x, alpha_state=True)
+    ref = InterceptStateBetaModel(y, x).fit(disp=False)
+    assert [fit["h"], fit["q"]] == pytest.approx(list(ref.params), rel=1e-12)
+    assert fit["loglike"] == pytest.approx(ref.llf, rel=1e-12)
+    kw = {"beta0": 0.0, "p0": DIFFUSE_VAR, "alpha_var": DIFFUSE_VAR}
+    res = kalman_filter(y, x, fit["q"], fit["h"], 0.0, **kw)
+    np.testing.assert_allclose(res.predicted[:, 0], ref.predicted_state[1, 1:], atol=1e-8)
+    with pytest.raises(ValueError, match="random walk"):
+        fit_kalman_mle(y, x, alpha_state=True, ar1=True)
+
+
+def test_pooled_fit_recovers_shared_variances():
+    rng = np.random.default_rng(9)
+    t, n = 64, 400
+    x = rng.standard_t(10, (t, n))
+    beta = 1.0 + np.cumsum(rng.normal(0, np.sqrt(0.02), (t, n)), axis=0)
+    y = beta * x + rng.normal(0, np.sqrt(0.5), (t, n))
+    fit = fit_kalman_pooled(y, x, beta0=1.0, p0=0.02, start=(0.01, 1.0))
+    assert fit["q"] == pytest.approx(0.02, rel=0.3) and fit["h"] == pytest.approx(0.5, rel=0.1)
+    ll = kalman_filter(y, x, fit["q"], fit["h"], beta0=1.0, p0=0.02).loglike.sum()
+    assert fit["loglike"] == pytest.approx(ll)
+    for q, h in ((fit["q"] * 1.5, fit["h"]), (fit["q"], fit["h"] * 0.8)):
+        assert kalman_filter(y, x, q, h, beta0=1.0, p0=0.02).loglike.sum() < ll

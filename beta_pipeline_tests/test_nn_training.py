@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from beta_pipeline.lib import synthetic as S
-from beta_pipeline.lib import window_baselines as B
+from beta_pipeline.lib.neuralbeta import metrics, synthetic, windows
 from beta_pipeline.lib.nn import (
     NeuralBetaConfig,
     NeuralBetaDataModule,
@@ -22,8 +21,8 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def data() -> S.SyntheticData:
-    return S.stepwise(n=600, seed=0)
+def data() -> synthetic.SyntheticData:
+    return synthetic.stepwise(n=600, seed=0)
 
 
 def _cfg(preset: str) -> NeuralBetaConfig:
@@ -42,9 +41,9 @@ def test_training_lowers_validation_loss(data) -> None:
     L.seed_everything(1, verbose=False)
     untrained = NeuralBetaSystem(_cfg("gru_nb").to_dict(), dm.scaler.to_dict())
     x, y, xn, yn, _ = data.split()["val"].windows()
-    before = B.rmse_y(predict(untrained, x, y)[0], xn, yn)
+    before = metrics.rmse_y(predict(untrained, x, y)[0], xn, yn)
     res = train(_cfg("gru_nb"), dm, "tiny", seed=1)
-    after = B.rmse_y(predict(res.system, x, y)[0], xn, yn)
+    after = metrics.rmse_y(predict(res.system, x, y)[0], xn, yn)
     assert after < 0.9 * before
     assert res.steps == 100 and len(res.history) == 4
     assert res.best_val_loss == pytest.approx(min(h["loss"] for h in res.history), rel=1e-5)
@@ -59,7 +58,7 @@ def test_nbi_learns_and_records_history(nbi_run, data) -> None:
     x, y, xn, yn, bn = data.split()["val"].windows()
     beta, w = predict(res.system, x, y)
     assert w is not None and w.shape == (len(x), 64) and np.all(w > 0)
-    assert B.rmse_y(beta, xn, yn) < B.rmse_y(B.ols_beta(x, y), xn, yn)
+    assert metrics.rmse_y(beta, xn, yn) < metrics.rmse_y(windows.ols_beta(x, y), xn, yn)
     assert all({"step", "loss", "rmse_y", "rmse_beta"} <= set(h) for h in res.history)
     assert [h["step"] for h in res.history] == [25, 50, 75, 100]
 
@@ -101,7 +100,7 @@ def test_scaling_is_undone_exactly(data) -> None:
     system = NeuralBetaSystem(_cfg("gru_nbi").to_dict(), dm.scaler.to_dict())
     x, y, *_ = data.split()["val"].windows()
     beta, _ = predict(system, x, y)
-    scaled = S.SyntheticData("s", data.x * 0.01, data.y * 0.03, data.beta * 3)
+    scaled = synthetic.SyntheticData("s", data.x * 0.01, data.y * 0.03, data.beta * 3)
     dm2 = NeuralBetaDataModule.from_synthetic(scaled)
     assert dm2.scaler.y_scale == pytest.approx(0.03 * dm.scaler.y_scale, rel=1e-5)
     system2 = NeuralBetaSystem(_cfg("gru_nbi").to_dict(), dm2.scaler.to_dict())
@@ -111,7 +110,7 @@ def test_scaling_is_undone_exactly(data) -> None:
 
 
 def test_untrained_nbi_is_the_empirical_bayes_posterior_mean() -> None:
-    data = S.constant(n=600, seed=3)
+    data = synthetic.constant(n=600, seed=3)
     dm = NeuralBetaDataModule.from_synthetic(data)
     p = dm.prior
     assert p["beta_mean"][0] == pytest.approx(1.0, abs=0.15)
@@ -119,7 +118,7 @@ def test_untrained_nbi_is_the_empirical_bayes_posterior_mean() -> None:
     system = NeuralBetaSystem(_cfg("gru_nbi").to_dict(), dm.scaler.to_dict(), prior=p)
     x, y, *_ = data.split()["val"].windows()
     beta, w = predict(system, x, y)
-    ref = B.wls_beta(
+    ref = windows.wls_beta(
         x,
         y,
         weights=1.0 / p["resid_var"],

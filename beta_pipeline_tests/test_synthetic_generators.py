@@ -5,25 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from beta_pipeline.lib import synthetic as S
+from beta_pipeline.lib.neuralbeta import synthetic
 
 
-@pytest.mark.parametrize("scenario", S.SCENARIOS)
+@pytest.mark.parametrize("scenario", synthetic.SCENARIOS)
 def test_shapes_seed_and_model(scenario: str) -> None:
-    data = S.generate(scenario, n=500, seed=3)
+    data = synthetic.generate(scenario, n=500, seed=3)
     assert data.x.shape == (500, 65, 1)
     assert data.y.shape == (500, 65)
     assert data.beta.shape == (500, 65, 1)
-    again = S.generate(scenario, n=500, seed=3)
+    again = synthetic.generate(scenario, n=500, seed=3)
     np.testing.assert_array_equal(data.y, again.y)
-    other = S.generate(scenario, n=500, seed=4)
+    other = synthetic.generate(scenario, n=500, seed=4)
     assert not np.allclose(data.y, other.y)
     eps = data.y - (data.beta * data.x).sum(-1)
     assert abs(eps.mean()) < 0.02 and abs(eps.std() - 1.0) < 0.02
 
 
 def test_split_70_20_10() -> None:
-    parts = S.generate("constant", n=1000, seed=0).split()
+    parts = synthetic.generate("constant", n=1000, seed=0).split()
     assert [p.n for p in parts.values()] == [700, 200, 100]
     x, y, x_next, y_next, b_next = parts["test"].windows()
     assert x.shape == (100, 64, 1) and y.shape == (100, 64)
@@ -31,14 +31,14 @@ def test_split_70_20_10() -> None:
 
 
 def test_constant_beta() -> None:
-    data = S.constant(n=20_000, seed=1)
+    data = synthetic.constant(n=20_000, seed=1)
     assert np.all(data.beta == data.beta[:, :1])
     c = data.beta[:, 0, 0]
     assert abs(c.mean() - 1.0) < 0.03 and abs(c.std() - 1.0) < 0.03
 
 
 def test_stepwise_exactly_one_jump_inside_window() -> None:
-    data = S.stepwise(n=5000, seed=2)
+    data = synthetic.stepwise(n=5000, seed=2)
     b = data.beta[:, :, 0]
     jumps = np.diff(b, axis=1) != 0
     assert np.all(jumps.sum(1) == 1)
@@ -50,7 +50,7 @@ def test_stepwise_exactly_one_jump_inside_window() -> None:
 
 
 def test_cyclical_formula_and_period_range() -> None:
-    data = S.cyclical(n=5000, seed=3)
+    data = synthetic.cyclical(n=5000, seed=3)
     c = data.meta["c"][:, 0]
     beta0 = data.meta["beta0"][:, 0]
     assert c.min() >= 4 and c.max() <= 32
@@ -62,7 +62,7 @@ def test_cyclical_formula_and_period_range() -> None:
 
 
 def test_student_t_tails() -> None:
-    x = S.constant(n=20_000, seed=4).x.ravel()
+    x = synthetic.constant(n=20_000, seed=4).x.ravel()
     # t(10): variance 10/8 = 1.25, excess kurtosis 6/(10-4) = 1
     assert abs(x.var() - 1.25) < 0.02
     kurt = ((x - x.mean()) ** 4).mean() / x.var() ** 2 - 3
@@ -71,7 +71,7 @@ def test_student_t_tails() -> None:
 
 
 def test_jump_probe() -> None:
-    probe = S.jump_probe(positions=[10, 40], n_per_position=100, seed=0)
+    probe = synthetic.jump_probe(positions=[10, 40], n_per_position=100, seed=0)
     assert probe.n == 200
     b = probe.beta[:, :, 0]
     assert np.all(b[:100, :10] == 2) and np.all(b[:100, 10:] == 0)
@@ -80,22 +80,22 @@ def test_jump_probe() -> None:
 
 
 def test_kalman_step_series() -> None:
-    s = S.kalman_step(seed=5)
+    s = synthetic.kalman_step(seed=5)
     assert s.x.shape == s.y.shape == s.beta.shape == (1000,)
     assert np.all(s.beta[:500] == 3) and np.all(s.beta[500:] == 6)
     assert abs(s.x.std() - 1) < 0.1
-    np.testing.assert_array_equal(S.kalman_step(seed=5).y, s.y)
-    assert not np.allclose(S.kalman_step(seed=6).y, s.y)
+    np.testing.assert_array_equal(synthetic.kalman_step(seed=5).y, s.y)
+    assert not np.allclose(synthetic.kalman_step(seed=6).y, s.y)
 
 
 def test_parquet_round_trip(tmp_path) -> None:
-    data = S.cyclical(n=50, seed=7, d=2)
-    path = S.save_parquet(data, tmp_path / "cyc.parquet")
-    back = S.load_parquet(path)
+    data = synthetic.cyclical(n=50, seed=7, d=2)
+    path = synthetic.save_parquet(data, tmp_path / "cyc.parquet")
+    back = synthetic.load_parquet(path)
     assert back.scenario == "cyclical" and back.seed == 7
     np.testing.assert_array_equal(back.x, data.x)
     np.testing.assert_array_equal(back.y, data.y)
     np.testing.assert_array_equal(back.beta, data.beta)
     np.testing.assert_array_equal(back.meta["c"], data.meta["c"])
-    frame = S.to_frame(data)
+    frame = synthetic.to_frame(data)
     assert list(frame["split"].value_counts().sort_index()) == [5, 35, 10]

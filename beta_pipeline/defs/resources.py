@@ -39,6 +39,15 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         ) as conn:
             yield conn
 
+    def patient_writer(
+        self, min_timeout_s: float = 600.0
+    ) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """:meth:`writer` waiting at least ``min_timeout_s`` (longer if :meth:`lock_timeout`
+        is) while another process, say a ``beta-pipeline query`` reader, holds the file:
+        for the write at the end of a long computation (a training run), which must not
+        be lost to a lock. The retry is :func:`warehouse.retry_on_lock`'s."""
+        return self.writer(timeout_s=max(min_timeout_s, self.lock_timeout()))
+
     def lock_timeout(self, timeout_s: float | None = None) -> float:
         """``timeout_s``, else :attr:`lock_timeout_s`, else the environment's (or 120 s)."""
         return warehouse.lock_timeout_s(timeout_s if timeout_s is not None else self.lock_timeout_s)

@@ -23,7 +23,7 @@ from beta_pipeline.lib.estimators.long import (
     kalman_rows,
     unpivot,
 )
-from beta_pipeline.lib.estimators.long import _kalman as kalman_betas_result
+from beta_pipeline.lib.estimators.long import kalman_regression as kalman_betas_result
 from beta_pipeline.lib.estimators.tuning import tune_half_life
 from beta_pipeline.lib.warehouse import ArrowPiece
 

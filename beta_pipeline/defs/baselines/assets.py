@@ -20,8 +20,9 @@ from beta_pipeline.defs.util import (
     preview,
     window,
 )
-from beta_pipeline.lib import beta_tables, hedging_sql, neuralbeta_store, plots, warehouse
+from beta_pipeline.lib import beta_tables, hedging_sql, plots, warehouse
 from beta_pipeline.lib import calendar as exchange_calendar
+from beta_pipeline.lib.neuralbeta import store as neuralbeta_store
 
 GROUP = "baselines"
 

@@ -16,6 +16,7 @@ from beta_pipeline.lib.estimators.kalman_mle import (
     KalmanParams,
     fit_kalman_mle,
     fit_kalman_panel,
+    fit_kalman_pooled,
     kalman_betas,
 )
 from beta_pipeline.lib.estimators.long import (
@@ -56,6 +57,7 @@ __all__ = [
     "expanding_ols",
     "fit_kalman_mle",
     "fit_kalman_panel",
+    "fit_kalman_pooled",
     "hedge_errors_wide",
     "hedging_errors",
     "hedging_report",

@@ -7,6 +7,7 @@ give the same states (see the tests). Variances are optimised on the log scale.
 
 For a panel, :func:`fit_kalman_panel` fits once on a training span and returns per-asset
 parameters for the batched filter; :func:`kalman_betas` does both steps.
+:func:`fit_kalman_pooled` fits one ``(q, h)`` to many short series (NeuralBeta's windows).
 """
 
 from __future__ import annotations
@@ -55,12 +56,26 @@ def fit_kalman_mle(
     beta0: float = 1.0,
     p0: float = 1.0,
     maxiter: int = 500,
+    alpha_state: bool = False,
 ) -> dict[str, float]:
     """MLE of one series' parameters with statsmodels; returns ``{name: value}`` plus
-    ``loglike`` (the maximised log-likelihood)."""
-    from beta_pipeline.lib.estimators.kalman_statsmodels import TimeVaryingBetaModel
+    ``loglike`` (the maximised log-likelihood).
 
-    model = TimeVaryingBetaModel(y, x, ar1=ar1, fit_alpha=fit_alpha, beta0=beta0, p0=p0)
+    ``alpha_state``: alpha is a constant state instead of a parameter, beta a random walk,
+    both with a diffuse start (:class:`.kalman_statsmodels.InterceptStateBetaModel`; filter
+    with ``kalman_filter(..., alpha_var=DIFFUSE_VAR, beta0=0, p0=DIFFUSE_VAR)``); only
+    ``h`` and ``q`` are fitted (``ar1``, ``fit_alpha``, ``beta0`` and ``p0`` do not apply).
+    """
+    from beta_pipeline.lib.estimators import kalman_statsmodels as sm_models
+
+    if alpha_state:
+        if ar1:
+            raise ValueError("alpha_state supports the random walk only")
+        model = sm_models.InterceptStateBetaModel(y, x)
+    else:
+        model = sm_models.TimeVaryingBetaModel(
+            y, x, ar1=ar1, fit_alpha=fit_alpha, beta0=beta0, p0=p0
+        )
     res = model.fit(disp=False, maxiter=maxiter, method="lbfgs")
     out = dict(zip(model.param_names, map(float, res.params), strict=True))
     out["loglike"] = float(res.llf)
@@ -148,6 +163,30 @@ def fit_kalman_panel(
         q = np.full(n, float(np.median(q_s)))
         h = np.full(n, float(np.median(h_s)))
     return KalmanParams(q, h, alpha, phi, mu, beta0, p0)
+
+
+def fit_kalman_pooled(
+    y: np.ndarray,
+    x: np.ndarray,
+    *,
+    alpha: float = 0.0,
+    beta0: float = 1.0,
+    p0: float = 1.0,
+    start: tuple[float, float] = (1e-2, 1.0),
+    xatol: float = 1e-3,
+) -> dict[str, float]:
+    """One ``(q, h)`` for every column of ``y`` (say, independent windows): the maximum of the
+    summed log-likelihood of the batched filter (Nelder-Mead on ``log q, log h`` from
+    ``start``). Returns ``q``, ``h`` and ``loglike``."""
+
+    def nll(log_params: np.ndarray) -> float:
+        q, h = np.exp(log_params)
+        res = kalman_filter(y, x, q, h, alpha, beta0=beta0, p0=p0)
+        return -float(res.loglike.sum())
+
+    opt = optimize.minimize(nll, np.log(start), method="Nelder-Mead", options={"xatol": xatol})
+    q, h = (float(v) for v in np.exp(opt.x))
+    return {"q": q, "h": h, "loglike": -float(opt.fun)}
 
 
 def kalman_betas(

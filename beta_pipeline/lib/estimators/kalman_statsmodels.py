@@ -1,4 +1,4 @@
-"""The time-varying-beta state space model as a statsmodels ``MLEModel`` (imported lazily by
+"""The time-varying-beta state space models as statsmodels ``MLEModel``s (imported lazily by
 :func:`.kalman_mle.fit_kalman_mle`, so the daily path does not load statsmodels)."""
 
 from __future__ import annotations
@@ -89,3 +89,38 @@ class TimeVaryingBetaModel(MLEModel):
             phi, mu = params[i + 2], params[i + 3]
             self["transition", 0, 0] = phi
             self["state_intercept", 0, 0] = mu * (1.0 - phi)
+
+
+class InterceptStateBetaModel(MLEModel):
+    """``y_t = alpha + beta_t x_t + e_t`` with state ``[alpha, beta_t]``: alpha constant,
+    beta a random walk, both with an approximately diffuse start (the ``kalman_step``
+    study; :func:`.kalman.kalman_filter` with ``alpha_var``). Parameters: ``h``
+    (measurement variance), ``q`` (state variance), squared on the optimiser's scale."""
+
+    def __init__(self, endog: np.ndarray, exog: np.ndarray) -> None:
+        super().__init__(endog, k_states=2, k_posdef=1, initialization="approximate_diffuse")
+        design = np.zeros((1, 2, len(endog)))
+        design[0, 0] = 1.0
+        design[0, 1] = exog
+        self["design"] = design
+        self["transition"] = np.eye(2)
+        self["selection"] = np.array([[0.0], [1.0]])
+
+    @property
+    def param_names(self) -> list[str]:  # type: ignore[override]
+        return ["h", "q"]
+
+    @property
+    def start_params(self) -> np.ndarray:  # type: ignore[override]
+        return np.array([np.var(self.endog) / 2, 1e-2])
+
+    def transform_params(self, unconstrained: np.ndarray) -> np.ndarray:
+        return unconstrained**2
+
+    def untransform_params(self, constrained: np.ndarray) -> np.ndarray:
+        return constrained**0.5
+
+    def update(self, params: np.ndarray, **kwargs: object) -> None:
+        params = super().update(params, **kwargs)
+        self["obs_cov", 0, 0] = params[0]
+        self["state_cov", 0, 0] = params[1]

@@ -142,7 +142,7 @@ def unpivot(
     return pd.DataFrame(data, copy=False)
 
 
-def _kalman(
+def kalman_regression(
     y: np.ndarray, x: np.ndarray, dates: pd.DatetimeIndex, **p: Any
 ) -> tuple[RegressionResult, np.ndarray]:
     """Kalman betas (hedge = predicted state) as a RegressionResult plus a validity mask."""
@@ -167,8 +167,8 @@ def kalman_rows(
     min_obs: int = 1,
     n_obs0: np.ndarray | None = None,
 ) -> tuple[RegressionResult, np.ndarray, Any]:
-    """:func:`_kalman`'s result and validity mask from filter parameters ``kw``, plus the
-    raw :class:`KalmanResult`. A resumed filter passes the stored predicted state as
+    """:func:`kalman_regression`'s result and validity mask from filter parameters ``kw``,
+    plus the raw :class:`KalmanResult`. A resumed filter passes the stored predicted state as
     ``beta0``/``p0`` and the observations counted before its first row as ``n_obs0``:
     ``kalman_filter`` starts from its prior with the same operations as the row after the
     stored one, so the rows are bit-identical to the filter run from the first row."""
@@ -261,7 +261,7 @@ def estimate_betas_long(
     names = [str(c) for c in fac.columns]
     valid = None
     if estimator == "kalman":
-        res, valid = _kalman(y, x, dates, **params)
+        res, valid = kalman_regression(y, x, dates, **params)
     elif estimator in ESTIMATORS:
         res = ESTIMATORS[estimator](y, x, **params)
     else:

@@ -21,8 +21,8 @@ import pandas as pd
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from beta_pipeline.lib.neuralbeta.synthetic import SPLIT_FRACTIONS, SyntheticData, split_slices
 from beta_pipeline.lib.nn.scaling import Scaler
-from beta_pipeline.lib.synthetic import SPLIT_FRACTIONS, SyntheticData, split_slices
 
 Batch = dict[str, torch.Tensor]
 # Paper: train 2010-17 / val 2018-19 / test 2020-23, i.e. 8/14, 2/14, 4/14 of the period.

@@ -1,9 +1,6 @@
-"""NeuralBeta tables in the warehouse (DESIGN.md contract) and run bookkeeping."""
+"""The NeuralBeta tables of the warehouse (DESIGN.md contract), registered on import."""
 
 from __future__ import annotations
-
-import duckdb
-import pandas as pd
 
 from beta_pipeline.lib.warehouse import Table, register_table
 
@@ -141,53 +138,3 @@ WEIGHTS = register_table(
         ("experiment", "model", "symbol", "date", "lag"),
     )
 )
-
-
-def table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Whether a schema-qualified table or view exists."""
-    schema, table = name.split(".")
-    # fetchall: a half-read result would block the next statement on this connection
-    (found,) = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, table],
-    ).fetchall()
-    return bool(found[0])
-
-
-def has_rows(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Whether a registered table exists and holds at least one row."""
-    if not table_exists(conn, name):
-        return False
-    return bool(conn.execute(f"SELECT EXISTS (SELECT 1 FROM {name})").fetchall()[0][0])
-
-
-def latest_runs(
-    conn: duckdb.DuckDBPyConnection, experiments: list[str] | None = None
-) -> pd.DataFrame:
-    """The newest run per (experiment, model) that has a test split (optionally only
-    ``experiments``): a walk-forward run trained up to the last date cannot be scored."""
-    where, params = "coalesce(n_test, 0) > 0", []
-    if experiments:
-        where += f" AND experiment IN ({', '.join('?' for _ in experiments)})"
-        params = list(experiments)
-    return conn.execute(
-        f"""
-        SELECT * FROM neuralbeta.runs WHERE {where}
-        QUALIFY row_number() OVER (PARTITION BY experiment, model ORDER BY created_at DESC) = 1
-        ORDER BY experiment, model
-        """,
-        params,
-    ).df()
-
-
-def market_runs(conn: duckdb.DuckDBPyConnection, experiments: list[str]) -> pd.DataFrame:
-    """Every run of the market ``experiments`` (for choosing, per date, the newest model
-    trained strictly before it)."""
-    return conn.execute(
-        f"""
-        SELECT * FROM neuralbeta.runs
-        WHERE experiment IN ({", ".join("?" for _ in experiments)})
-        ORDER BY experiment, model, trained_through, created_at
-        """,
-        list(experiments),
-    ).df()

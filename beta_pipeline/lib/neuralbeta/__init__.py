@@ -1,0 +1,1 @@
+"""NeuralBeta (METHODS.md): experiments, synthetic data, baselines, evaluation, figures."""
