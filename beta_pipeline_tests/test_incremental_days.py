@@ -129,13 +129,17 @@ def test_one_day_runs_equal_a_backfill_exactly(
         patch.setattr(baseline_assets, "_example_plot", plot_recorded)
         for day in days:
             assert main(["run", *SELECT, "--start", day, "--end", day]) == 0
+        # re-running the last day resumes from the state kept for the session before it
+        assert main(["run", *SELECT, "--start", days[-1], "--end", days[-1]]) == 0
     # one-day runs draw the example plot only on the week's last session (a Friday here)
-    assert plotted == [d for d in days if pd.Timestamp(d).day_name() == "Friday"], plotted
+    fridays = [d for d in [*days, days[-1]] if pd.Timestamp(d).day_name() == "Friday"]
+    assert plotted == fridays, plotted
     # each day read only a trailing part of the history (its estimators' lookback)
-    assert len(reads) == len(days) and all(r is not None for r in reads), reads
+    assert len(reads) == len(days) + 1 and all(r is not None for r in reads), reads
     assert all(pd.Timestamp(r) > pd.Timestamp(history[0]) for r in reads), reads
     state = table(home / "warehouse.duckdb", "betas.estimator_state")
-    assert set(state["date"]) == {pd.Timestamp(days[-1])}
+    # one state per run's last session (the re-run replaced its own), newest last
+    assert sorted(set(state["date"])) == [pd.Timestamp(d) for d in (history[1], *days)]
     incremental = _sorted(table(home / "warehouse.duckdb", "betas.daily"))
 
     other = tmp_path / "backfill_home"
@@ -154,9 +158,13 @@ def test_one_day_runs_equal_a_backfill_exactly(
         pd.testing.assert_frame_equal(got, want, check_exact=True, obj=day)
     # the whole table too (the history rows were written by the same code)
     pd.testing.assert_frame_equal(incremental, backfill, check_exact=True)
-    # and the filter state the two leave behind
+    # and the filter state the two leave behind after the last day
+    def last_state(path: Path) -> pd.DataFrame:
+        state = table(path, "betas.estimator_state").drop(columns="saved_at")
+        newest = state[state["date"] == pd.Timestamp(days[-1])]
+        return newest.sort_values(["model", "estimator", "symbol"]).reset_index(drop=True)
+
     pd.testing.assert_frame_equal(
-        table(home / "warehouse.duckdb", "betas.estimator_state").drop(columns="saved_at"),
-        table(other / "warehouse.duckdb", "betas.estimator_state").drop(columns="saved_at"),
+        last_state(home / "warehouse.duckdb"), last_state(other / "warehouse.duckdb"),
         check_exact=True,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,10 @@ from beta_pipeline.lib.estimators.long import (
 )
 from beta_pipeline.lib.estimators.long import kalman_regression as kalman_betas_result
 from beta_pipeline.lib.estimators.tuning import tune_half_life
-from beta_pipeline.lib.warehouse import ArrowPiece
+from beta_pipeline.lib.warehouse import TABLES, ArrowPiece
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
 
 #: Factor columns of each model: CAPM uses the returns table's market excess return;
 #: FF3/FF5 use factor series from raw.market (or raw.market_monthly).
@@ -591,6 +594,93 @@ class KalmanState:
             if not np.array_equal(value, self.params[key]):
                 return False
         return True
+
+
+#: Filter states kept per (model, estimator), newest first: re-running one of the last
+#: sessions resumes from the state before it instead of filtering the whole history again.
+STATES_KEPT = 10
+_STATE_TABLE = "betas.estimator_state"
+
+
+def read_kalman_states(
+    conn: duckdb.DuckDBPyConnection, start: pd.Timestamp
+) -> dict[str, dict[str, KalmanState]]:
+    """Per model and estimator, the newest stored filter state dated before ``start`` (a
+    run writing from ``start`` resumes from it when it is the previous session's)."""
+    has_table = conn.execute(  # a warehouse made before the table: no state yet
+        "SELECT count(*) FROM duckdb_tables() "
+        "WHERE schema_name = 'betas' AND table_name = 'estimator_state'"
+    ).fetchone()[0]
+    if not has_table:
+        return {}
+    rows = conn.execute(
+        f"""
+        SELECT s.* FROM {_STATE_TABLE} AS s
+        JOIN (
+            SELECT model, estimator, max(date) AS date FROM {_STATE_TABLE}
+            WHERE date < ? GROUP BY model, estimator
+        ) AS newest USING (model, estimator, date)
+        """,
+        [pd.Timestamp(start).date()],
+    ).df()
+    states: dict[str, dict[str, KalmanState]] = {}
+    for (model, est), part in rows.groupby(["model", "estimator"]) if len(rows) else []:
+        state = KalmanState.from_frame(part)
+        if state is not None:
+            states.setdefault(str(model), {})[str(est)] = state
+    return states
+
+
+def _state_key_has_date(conn: duckdb.DuckDBPyConnection) -> bool:
+    keys = conn.execute(
+        "SELECT constraint_column_names FROM duckdb_constraints() "
+        "WHERE schema_name = 'betas' AND table_name = 'estimator_state' "
+        "AND constraint_type = 'PRIMARY KEY'"
+    ).fetchall()
+    return any("date" in list(cols) for (cols,) in keys)
+
+
+def store_kalman_state(
+    conn: duckdb.DuckDBPyConnection,
+    model: str,
+    estimator: str,
+    state: KalmanState,
+    start: pd.Timestamp,
+    keep: int = STATES_KEPT,
+) -> None:
+    """Write the state after a run over sessions from ``start``, in one transaction: the
+    states dated on or after ``start`` (computed from rows this run replaced) go, and only
+    the ``keep`` newest dates stay. A table from before states were kept per date (key
+    without ``date``) is rebuilt first: it is a cache, the next run re-filters."""
+    if not _state_key_has_date(conn):
+        conn.execute(f"DROP TABLE IF EXISTS {_STATE_TABLE}")
+        conn.execute(TABLES[_STATE_TABLE].ddl())
+    frame = state.frame(model, estimator)
+    cols = ", ".join(STATE_COLUMNS)
+    conn.register("_state", frame)
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(
+                f"DELETE FROM {_STATE_TABLE} WHERE model = ? AND estimator = ? AND date >= ?",
+                [model, estimator, pd.Timestamp(start).date()],
+            )
+            conn.execute(f"INSERT INTO {_STATE_TABLE} ({cols}) SELECT {cols} FROM _state")
+            conn.execute(
+                f"""
+                DELETE FROM {_STATE_TABLE} WHERE model = ? AND estimator = ? AND date NOT IN (
+                    SELECT DISTINCT date FROM {_STATE_TABLE}
+                    WHERE model = ? AND estimator = ? ORDER BY date DESC LIMIT ?
+                )
+                """,
+                [model, estimator, model, estimator, int(keep)],
+            )
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.unregister("_state")
 
 
 def kalman_state_params(state: KalmanState) -> dict[str, Any]:

@@ -184,7 +184,7 @@ TABLES: dict[str, Table] = {
                 ("saved_at", "TIMESTAMP"),
             ),
             None,
-            ("model", "estimator", "symbol"),
+            ("model", "estimator", "symbol", "date"),
         ),
         Table(
             "betas.hedging_performance",

@@ -248,24 +248,7 @@ def daily_betas(
     with warehouse_db.reader() as conn:
         market = warehouse.read_window(conn, "raw.market", None, end)
         stored = {m: _stored_params(conn, m) for m in config.models}
-        has_state = conn.execute(  # a warehouse made before the table: no state yet
-            "SELECT count(*) FROM duckdb_tables() "
-            "WHERE schema_name = 'betas' AND table_name = 'estimator_state'"
-        ).fetchone()[0]
-        state_rows = (
-            conn.execute(
-                "SELECT * FROM betas.estimator_state WHERE date < ?", [end.date()]
-            ).df()
-            if has_state
-            else pd.DataFrame()
-        )
-        states_in: dict[str, dict[str, beta_tables.KalmanState]] = {}
-        for (model, est), part in (
-            state_rows.groupby(["model", "estimator"]) if len(state_rows) else []
-        ):
-            state = beta_tables.KalmanState.from_frame(part)
-            if state is not None:
-                states_in.setdefault(str(model), {})[str(est)] = state
+        states_in = beta_tables.read_kalman_states(conn, start)
         # nothing to fit and fresh Kalman states: read only the rows the window estimators
         # need (their windows, aligned to their row tiles), else the whole history
         dates, symbols = beta_tables.read_calendar(conn, end)
@@ -331,10 +314,7 @@ def daily_betas(
                     )
         for model, by_est in states_out.items():
             for est, state in by_est.items():
-                warehouse.replace_keys(
-                    conn, "betas.estimator_state", state.frame(model, est),
-                    {"model": model, "estimator": est},
-                )
+                beta_tables.store_kalman_state(conn, model, est, state, start)
         sample = conn.execute(
             "SELECT * FROM betas.daily WHERE date >= ? AND date < ? LIMIT 10",
             [start.date(), end.date()],
