@@ -31,17 +31,6 @@ from beta_pipeline.defs.recovery import (
 )
 from beta_pipeline.settings import ensure_home, get_settings, use_range_run_events
 
-JOB_ORDER = (
-    "static_job",
-    "daily_job",
-    "synthetic_scenarios_job",
-    "synthetic_baselines_job",
-    "neuralbeta_model_job",
-    "neuralbeta_daily_job",
-    "monthly_job",
-    "analytics_job",
-    "crypto_job",  # opt-in group: only with --select group:crypto (or its asset names)
-)
 #: NeuralBeta models trained by the main command (each ~2.5 CPU-minutes at the quick
 #: budget); ``--nb-models all`` trains the four architectures of Table 1.
 DEFAULT_NB_MODELS = "gru_nbi"
@@ -160,17 +149,18 @@ def _selected_keys(select: str, all_assets) -> set:
     return keys
 
 
-def _partition_range(job_name: str, start: pd.Timestamp, end: pd.Timestamp):
-    """First and last partition keys of a job's partitions inside [start, end]."""
+def _partition_range(partitions_def, start: pd.Timestamp, end: pd.Timestamp):
+    """First and last keys of a job's weekday or month partitions inside [start, end]
+    (``()`` for an unpartitioned job, None when no partition falls inside)."""
     from beta_pipeline.defs.partitions import monthly_partitions, session_partitions
 
-    if job_name in ("daily_job", "neuralbeta_daily_job"):
+    if partitions_def is session_partitions:
         days = pd.bdate_range(start, end)
         if days.empty:
             return None
         keys = session_partitions.get_partition_keys()
         first, last = days[0].strftime("%Y-%m-%d"), days[-1].strftime("%Y-%m-%d")
-    elif job_name == "monthly_job":
+    elif partitions_def is monthly_partitions:
         keys = monthly_partitions.get_partition_keys()
         first = start.to_period("M").to_timestamp().strftime("%Y-%m-%d")
         last = end.to_period("M").to_timestamp().strftime("%Y-%m-%d")
@@ -226,7 +216,7 @@ def _run_jobs(args: argparse.Namespace) -> int:
     # seen when beta_pipeline.definitions was first imported in this process
     defs = build_definitions()
 
-    from beta_pipeline.defs.jobs import opt_in_keys
+    from beta_pipeline.defs.jobs import JOBS, opt_in_keys
 
     wanted = _selected_keys(args.select, ASSETS)
     opt_in = {k for keys in opt_in_keys(ASSETS).values() for k in keys}
@@ -248,7 +238,8 @@ def _run_jobs(args: argparse.Namespace) -> int:
     print(f"beta_pipeline: materializing {len(wanted)} assets for {span}")
     log_level = "DEBUG" if args.verbose else "INFO"
     ok = True
-    for job_name in JOB_ORDER:
+    for decl in JOBS:  # in their declared order (defs/jobs.py)
+        job_name = decl.name
         job = defs.resolve_job_def(job_name)
         keys = [k for k in job.asset_layer.executable_asset_keys if k in wanted]
         if not keys:
@@ -260,15 +251,15 @@ def _run_jobs(args: argparse.Namespace) -> int:
         ):
             # static / experiment x model partitions: one run per key, in order
             part_keys = _static_keys(job_name, job.partitions_def, args)
-            if job_name == "neuralbeta_model_job":
-                run_config["ops"] = {"neuralbeta_model": {"config": _nb_config(args)}}
+            if decl.training_config_op:
+                run_config["ops"] = {decl.training_config_op: {"config": _nb_config(args)}}
             for pk in part_keys:
                 ok = _execute(job, job_name, names, instance, keys, {}, run_config, pk) and ok
             continue  # a failed model or scenario does not stop the unrelated jobs after it
-        if job_name == "neuralbeta_daily_job" and not _has_market_model(args):
+        if decl.needs_market_model and not _has_market_model(args):
             print(f"[{job_name}] no market NeuralBeta model selected; skipped")
             continue
-        rng = _partition_range(job_name, start, end)
+        rng = _partition_range(job.partitions_def, start, end)
         if rng is None:
             print(f"[{job_name}] no partitions inside the range; skipped")
             continue
@@ -277,8 +268,8 @@ def _run_jobs(args: argparse.Namespace) -> int:
             tags = {ASSET_PARTITION_RANGE_START_TAG: rng[0], ASSET_PARTITION_RANGE_END_TAG: rng[1]}
         span = f" partitions {rng[0]}..{rng[1]}" if rng else ""
         ok = _execute(job, job_name, names + span, instance, keys, tags, run_config) and ok
-        if not ok and job_name in ("static_job", "daily_job"):
-            break  # everything after needs prices and returns
+        if not ok and decl.stops_later_jobs:
+            break  # the later jobs read its tables
     _print_summary(settings.warehouse_path)
     return 0 if ok else 1
 
@@ -335,14 +326,16 @@ def _has_market_model(args: argparse.Namespace) -> bool:
 
 
 def _static_keys(job_name: str, partitions_def, args: argparse.Namespace) -> list[str]:
-    """Partition keys of a static/multi-partitioned job, narrowed by --nb-experiments and
-    --nb-models (synthetic scenarios: the chosen synthetic experiments plus kalman_step)."""
+    """Partition keys of a static/multi-partitioned job (its declaration's ``cli_keys``),
+    narrowed by --nb-experiments and --nb-models (synthetic scenarios: the chosen synthetic
+    experiments plus kalman_step)."""
     import dagster as dg
 
+    from beta_pipeline.defs.jobs import job_decl
     from beta_pipeline.lib.neuralbeta.experiments import EXPERIMENTS, MODELS
 
     experiments = _choice(args.nb_experiments, EXPERIMENTS, "NeuralBeta experiment")
-    if job_name == "neuralbeta_model_job":
+    if job_decl(job_name).cli_keys == "experiment_models":
         models = _choice(args.nb_models, MODELS, "NeuralBeta model")
         return [
             str(dg.MultiPartitionKey({"experiment": e, "model": m}))

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 from beta_pipeline.defs.automation import automation_sensor, with_automation
-from beta_pipeline.defs.baselines.assets import daily_betas, hedging_performance, monthly_betas
+from beta_pipeline.defs.baselines import daily_betas, hedging_performance, monthly_betas
 from beta_pipeline.defs.crypto import CRYPTO_ASSETS, CRYPTO_CHECKS
 from beta_pipeline.defs.ingestion.assets import (
     raw_market,
@@ -25,8 +25,9 @@ from beta_pipeline.defs.resources import default_resources
 from beta_pipeline.defs.returns.assets import daily_returns_asset, monthly_returns_asset
 from beta_pipeline.defs.sql_models.assets import sql_assets
 
-#: Every asset, with its automation condition (``defs/automation.py``).
-ASSETS: list[dg.AssetsDefinition] = with_automation([
+#: Every asset but the SQL models: the tables their metadata names are what a SQL model in
+#: ``dbt_like_sql/`` may read (``defs/tables.py``).
+PIPELINE_ASSETS: list[dg.AssetsDefinition] = [
     raw_prices,
     raw_market,
     raw_market_monthly,
@@ -37,10 +38,13 @@ ASSETS: list[dg.AssetsDefinition] = with_automation([
     monthly_betas,
     hedging_performance,
     *NEURALBETA_ASSETS,
-    *sql_assets(),
     *PORTFOLIO_ASSETS,
     *CRYPTO_ASSETS,
-])
+]
+#: Every asset, with its automation condition (``defs/automation.py``).
+ASSETS: list[dg.AssetsDefinition] = with_automation(
+    [*PIPELINE_ASSETS, *sql_assets(upstream=PIPELINE_ASSETS)]
+)
 
 
 def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Definitions:

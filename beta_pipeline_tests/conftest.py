@@ -1,45 +1,12 @@
-"""Shared fixtures: one temporary BETA_PIPELINE_HOME (and DuckDB file) per test."""
+"""Fixtures and hooks of every test module; they live in :mod:`beta_pipeline_tests.support`.
+
+- ``home``, ``warehouse_path``, ``shared_data``: :mod:`beta_pipeline_tests.support.fixtures`;
+- the ``gpu`` marker's skip without CUDA: :mod:`beta_pipeline_tests.support.markers`.
+"""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from beta_pipeline_tests.support.fixtures import home, shared_data, warehouse_path
+from beta_pipeline_tests.support.markers import pytest_collection_modifyitems
 
-import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_data_dir() -> Path | None:
-    """``../shared/data`` beside the repo (or ``$BETA_PIPELINE_DATA_DIR``), if present."""
-    env = os.environ.get("BETA_PIPELINE_DATA_DIR")
-    path = Path(env) if env else REPO_ROOT.parent / "shared" / "data"
-    return path if path.is_dir() else None
-
-
-@pytest.fixture
-def shared_data() -> Path:
-    path = shared_data_dir()
-    if path is None:
-        pytest.skip("../shared/data is not beside the repo (set BETA_PIPELINE_DATA_DIR)")
-    return path
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh BETA_PIPELINE_HOME and DAGSTER_HOME for the test."""
-    root = tmp_path / "bp_home"
-    monkeypatch.setenv("BETA_PIPELINE_HOME", str(root))
-    monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-    monkeypatch.delenv("BETA_PIPELINE_SOURCE", raising=False)
-    monkeypatch.delenv("BETA_PIPELINE_CSV_CONFIG", raising=False)
-    from beta_pipeline.settings import ensure_home
-
-    ensure_home()
-    return root
-
-
-@pytest.fixture
-def warehouse_path(tmp_path: Path) -> Path:
-    """Path of a fresh, per-test DuckDB file."""
-    return tmp_path / "warehouse.duckdb"
+__all__ = ["home", "pytest_collection_modifyitems", "shared_data", "warehouse_path"]

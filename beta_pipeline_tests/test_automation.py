@@ -251,6 +251,7 @@ def _execute_day(
     assert result.success, day
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_automated_days_equal_a_cli_backfill(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -259,7 +260,7 @@ def test_automated_days_equal_a_cli_backfill(
     backfill over the whole span (embedded source)."""
     from beta_pipeline.cli import main
     from beta_pipeline.definitions import build_definitions
-    from beta_pipeline_tests.test_defs_support import table
+    from beta_pipeline_tests.support.defs import table
 
     select = ["--select", "raw_prices,raw_market,daily_returns,daily_betas"]
     # > 504 sessions: the EW half-life and Kalman variances are tuned (on the first 504)

@@ -19,17 +19,19 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from beta_pipeline.definitions import build_definitions
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse, PriceSourceResource
 from beta_pipeline.lib import beta_tables as bt
 from beta_pipeline.lib.estimators import fit_kalman_panel
 from beta_pipeline.lib.warehouse import open_warehouse
-from beta_pipeline_tests.test_defs_support import module_home
+from beta_pipeline_tests.support.defs import module_home
+from beta_pipeline_tests.support.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+pytestmark = pytest.mark.slow  # every test reads a module fixture of ~90 s
 
 SYMBOLS = ["AAPL", "JPM", "KO"]
 FIRST, BACKFILL_LAST, LAST = "2016-01-01", "2017-06-29", "2017-06-30"

@@ -8,7 +8,7 @@ import pytest
 
 from beta_pipeline.lib import calendar
 from beta_pipeline.lib.sources.base import calendar_coverage
-from beta_pipeline_tests.conftest_sources import shared_data_dir
+from beta_pipeline_tests.support.paths import KAGGLE_STOCKS, shared_data_dir
 
 T = pd.Timestamp
 NY = "America/New_York"
@@ -126,7 +126,7 @@ def test_embedded_equity_has_every_session_and_nothing_else():
 
 
 def test_kaggle_equity_has_every_session_and_nothing_else(monkeypatch):
-    data = shared_data_dir()
+    data = shared_data_dir(KAGGLE_STOCKS)
     if data is None:
         pytest.skip("shared/data not found (set BETA_PIPELINE_DATA_DIR)")
     monkeypatch.setenv("BETA_PIPELINE_DATA_DIR", str(data))

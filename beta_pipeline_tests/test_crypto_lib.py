@@ -21,9 +21,9 @@ from beta_pipeline.lib.crypto.data import (
     wide_returns,
 )
 from beta_pipeline.lib.errors import DataValidationError
-from beta_pipeline.lib.estimators import kalman_filter, rolling_ols
+from beta_pipeline.lib.estimators import kalman_filter, kalman_filter_multi, rolling_ols
 from beta_pipeline.lib.sources import make_source
-from beta_pipeline_tests.conftest import shared_data_dir
+from beta_pipeline_tests.support.paths import shared_data_dir
 
 torch.set_num_threads(1)
 DATA = shared_data_dir()
@@ -220,7 +220,7 @@ def test_kalman_matches_the_scalar_filter_and_ols_matches_lstsq() -> None:
     beta = 1.0 + np.cumsum(rng.normal(0, 0.1, (t, n)), axis=0)
     y = 0.01 + beta * x[:, None] + rng.normal(0, 0.05, (t, n))
     fit = compare.fit_kalman(y, x[:, None], 50)
-    mine, _ = compare.kalman_rw(y, x[:, None], fit.q, fit.h, fit.alpha, fit.p0)
+    mine, _ = kalman_filter_multi(y, x[:, None], fit.q, fit.h, fit.alpha, fit.p0)
     ref = kalman_filter(y, x, fit.q[:, 0], fit.h, fit.alpha, beta0=0.0, p0=fit.p0[:, 0])
     assert np.allclose(mine[:, :, 0], ref.predicted, atol=1e-12)
     assert 1e-8 < fit.snr < 10

@@ -12,9 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,7 +23,10 @@ import pytest
 
 from beta_pipeline.defs import recovery
 from beta_pipeline.lib import calendar
-from beta_pipeline_tests.test_defs_support import query, table
+from beta_pipeline_tests.support.dagster_dev import dagster_dev as run_dagster_dev
+from beta_pipeline_tests.support.defs import query, table
+
+pytestmark = pytest.mark.slow  # dagster dev (webserver + daemon) and a backfill
 
 ASSETS = ("raw_prices", "raw_market", "daily_returns", "daily_betas")
 #: loaded first with the CLI: the history that the backfill's returns and betas read
@@ -58,12 +58,6 @@ query Status($id: String!) {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _graphql(port: int, query_text: str, variables: dict) -> dict:
     body = json.dumps({"query": query_text, "variables": variables}).encode()
     request = urllib.request.Request(
@@ -85,39 +79,10 @@ def dagster_dev(home: Path, tmp_path: Path) -> Iterator[int]:
 
     select = ",".join(PRELOADED_ASSETS)
     assert main(["run", "--select", select, "--start", PRELOAD[0], "--end", PRELOAD[1]]) == 0
-    port = _free_port()
     # the automation would also load today's session (outside the embedded data): off here
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "BETA_PIPELINE_AUTOMATION": "off"}
-    log = (tmp_path / "dagster_dev.log").open("w")
-    dagster = str(Path(sys.executable).with_name("dagster"))
-    proc = subprocess.Popen(
-        [dagster, "dev", "-m", "beta_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                _graphql(port, "{ version }", {})
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        "dagster dev did not start:\n" + (tmp_path / "dagster_dev.log").read_text()
-                    ) from None
-                time.sleep(1)
-        yield port
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-        log.close()
+    with run_dagster_dev(tmp_path, automation=False) as server:
+        _graphql(server.port, "{ version }", {})
+        yield server.port
 
 
 def _launch(port: int, assets: tuple[str, ...], sessions: list[str]) -> str:

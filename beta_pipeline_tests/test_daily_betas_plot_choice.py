@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from beta_pipeline.defs.baselines.assets import wants_plot
+from beta_pipeline.defs.baselines.daily import wants_plot
 
 DAY = pd.Timedelta(days=1)
 

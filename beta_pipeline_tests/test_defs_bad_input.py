@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from beta_pipeline_tests.test_defs_support import (
+from beta_pipeline_tests.support.defs import (
     build,
     csv_config,
     evaluations,

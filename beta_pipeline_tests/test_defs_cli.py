@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from beta_pipeline.cli import main
-from beta_pipeline_tests.test_defs_support import module_home, query
+from beta_pipeline_tests.support.defs import module_home, query
 
 START, END = "2020-01-06", "2020-01-17"
 

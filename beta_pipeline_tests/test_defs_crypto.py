@@ -15,8 +15,8 @@ import pytest
 from beta_pipeline import cli
 from beta_pipeline.definitions import ASSETS
 from beta_pipeline.defs.crypto import CRYPTO_ASSETS
-from beta_pipeline_tests.conftest import shared_data_dir
-from beta_pipeline_tests.test_defs_support import (
+from beta_pipeline.defs.jobs import JOBS
+from beta_pipeline_tests.support.defs import (
     QUIET,
     build,
     evaluations,
@@ -25,6 +25,7 @@ from beta_pipeline_tests.test_defs_support import (
     materialized,
     query,
 )
+from beta_pipeline_tests.support.paths import shared_data_dir
 
 DATA = shared_data_dir()
 FILES = ("crypto_daily.csv.gz", "cross_asset_daily.csv.gz", "ff3_monthly.csv", "ff5_monthly.csv")
@@ -190,7 +191,7 @@ def test_crypto_is_opt_in(warehouse_path: Path, tmp_path: Path, monkeypatch) -> 
     for name in ("static_job", "daily_job", "monthly_job", "analytics_job"):
         keys = set(defs.resolve_job_def(name).asset_layer.executable_asset_keys)
         assert not keys & crypto, name
-    assert "crypto_job" in cli.JOB_ORDER
+    assert "crypto_job" in [j.name for j in JOBS]  # defs/jobs.py: the CLI runs JOBS in order
     assert not cli._selected_keys("*", ASSETS) & crypto
     assert cli._selected_keys("group:crypto", ASSETS) == crypto
     # --config takes a shipped config's name as well as a file

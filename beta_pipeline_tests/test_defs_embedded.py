@@ -14,7 +14,7 @@ from beta_pipeline.lib import calendar
 from beta_pipeline.lib.quality import PRICE_CHECKS, RETURN_CHECKS
 from beta_pipeline.lib.returns import MAX_LOOKBACK_WEEKDAYS
 from beta_pipeline.lib.warehouse import TABLES, open_warehouse
-from beta_pipeline_tests.test_defs_support import (
+from beta_pipeline_tests.support.defs import (
     PIPELINE_TABLES,
     build,
     evaluations,
@@ -190,6 +190,7 @@ def _snapshot(path: Path) -> tuple[dict[str, pd.DataFrame], dict[str, int]]:
     return frames, dups
 
 
+@pytest.mark.slow
 def test_rematerializing_a_partition_or_a_range_is_idempotent(
     warehouse_path: Path, tmp_path: Path
 ) -> None:

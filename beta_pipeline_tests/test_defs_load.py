@@ -11,7 +11,7 @@ import yaml
 import beta_pipeline.definitions as definitions_module
 from beta_pipeline.defs.partitions import DUCKDB_POOL
 from beta_pipeline.defs.quality.checks import QUALITY_CHECKS
-from beta_pipeline_tests.test_defs_support import build
+from beta_pipeline_tests.support.defs import build
 
 
 @pytest.fixture

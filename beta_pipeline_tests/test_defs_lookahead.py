@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from beta_pipeline_tests.test_defs_support import (
+from beta_pipeline_tests.support.defs import (
     build,
     csv_config,
     make_market,

@@ -10,14 +10,14 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pytest
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from beta_pipeline.defs.resources import DuckDBWarehouse
 from beta_pipeline.lib import warehouse
-from beta_pipeline_tests.test_defs_support import QUIET, build, query
+from beta_pipeline_tests.support.defs import QUIET, build, query
+from beta_pipeline_tests.support.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 FIRST, LAST = "2019-01-02", "2022-12-28"
 TINY = {"budget": "tiny", "threads": 1, "max_steps": 40}
@@ -99,6 +99,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
     }
 
 
+@pytest.mark.slow
 def test_runs_history_and_checkpoints_recorded(pipeline) -> None:
     runs = query(pipeline["wh"], "SELECT * FROM neuralbeta.runs ORDER BY experiment, model")
     assert len(runs) == 3
@@ -109,6 +110,7 @@ def test_runs_history_and_checkpoints_recorded(pipeline) -> None:
     assert (hist["n"] >= 1).all() and len(hist) == 3
 
 
+@pytest.mark.slow
 def test_evaluation_table1_and_figures(pipeline) -> None:
     ev = query(pipeline["wh"], "SELECT * FROM neuralbeta.evaluation")
     step = ev[(ev.experiment == "stepwise") & (ev.test_set == "split")].set_index("model")
@@ -125,6 +127,7 @@ def test_evaluation_table1_and_figures(pipeline) -> None:
         assert (pipeline["tmp"] / "artifacts" / "plots" / f"neuralbeta_{fig}.png").exists()
 
 
+@pytest.mark.slow
 def test_daily_betas_only_after_training_data_end(pipeline) -> None:
     wh = pipeline["wh"]
     out = query(
@@ -144,6 +147,7 @@ def test_daily_betas_only_after_training_data_end(pipeline) -> None:
     assert w["n"].iloc[0] == 64 * n_beta
 
 
+@pytest.mark.slow
 def test_daily_betas_rerun_replaces_rows(pipeline) -> None:
     wh = pipeline["wh"]
     before = query(wh, "SELECT count(*) AS n, sum(beta) AS s FROM neuralbeta.betas")
@@ -159,6 +163,7 @@ def test_daily_betas_rerun_replaces_rows(pipeline) -> None:
     assert after["s"].iloc[0] == pytest.approx(before["s"].iloc[0])
 
 
+@pytest.mark.slow
 def test_neuralbeta_joins_the_hedging_leaderboard(pipeline) -> None:
     lb = query(
         pipeline["wh"],
@@ -170,6 +175,7 @@ def test_neuralbeta_joins_the_hedging_leaderboard(pipeline) -> None:
     assert row["improvement_pct"] == pytest.approx(100 * (1 - row["rmse"] / row["rmse_ref"]))
 
 
+@pytest.mark.slow
 def test_kalman_study_table(pipeline) -> None:
     ks = query(pipeline["wh"], "SELECT * FROM neuralbeta.kalman_study ORDER BY seed")
     assert list(ks["seed"]) == [0, 1, 2, 3]

@@ -18,20 +18,22 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from beta_pipeline.definitions import build_definitions
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse, PriceSourceResource
 from beta_pipeline.lib import sorts
 from beta_pipeline.lib.warehouse import open_warehouse
-from beta_pipeline_tests.conftest import shared_data_dir
-from beta_pipeline_tests.test_defs_support import module_home, write_shared_slices
+from beta_pipeline_tests.support.defs import module_home, write_shared_slices
+from beta_pipeline_tests.support.paths import shared_data_dir
+from beta_pipeline_tests.support.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 DAILY_FIRST, DAILY_LAST = "2018-08-01", "2019-04-30"
 MONTH_FIRST, MONTH_LAST = "2018-08-01", "2019-04-01"
+pytestmark = pytest.mark.slow  # a module fixture materializes the sorts (~30 s)
+
 DAILY_CONFIG = {
     "models": ["capm"],
     "ols_windows": [20, 60],

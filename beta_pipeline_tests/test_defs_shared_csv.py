@@ -11,8 +11,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from beta_pipeline_tests.conftest import shared_data_dir
-from beta_pipeline_tests.test_defs_support import (
+from beta_pipeline_tests.support.defs import (
     build,
     evaluations,
     meta_text,
@@ -20,6 +19,7 @@ from beta_pipeline_tests.test_defs_support import (
     run,
     write_shared_slices,
 )
+from beta_pipeline_tests.support.paths import shared_data_dir
 
 DATA = shared_data_dir()
 FILES = ("all_stocks_5yr.csv.gz", "gspc_daily.csv.gz", "ff3_daily.csv.gz")

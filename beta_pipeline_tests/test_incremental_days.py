@@ -11,7 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from beta_pipeline_tests.conftest import shared_data_dir
+from beta_pipeline_tests.support.defs import write_shared_slices
+from beta_pipeline_tests.support.paths import shared_data_dir
+
+# end-to-end CLI backfills and one-day runs (minutes)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 SELECT = ["--select", "raw_prices,raw_market,daily_returns,daily_betas"]
 ESTIMATORS = {"ols_60", "ols_252", "ols_3m", "ewm", "blume_252", "vasicek_252",
@@ -19,44 +23,12 @@ ESTIMATORS = {"ols_60", "ols_252", "ols_3m", "ewm", "blume_252", "vasicek_252",
 DATA = shared_data_dir()
 FILES = ("all_stocks_5yr.csv.gz", "gspc_daily.csv.gz", "ff3_daily.csv.gz", "ff5_daily.csv.gz")
 SLICE_SYMBOLS = ("AAPL", "MSFT", "JPM", "XOM", "KO", "PG", "GE", "T", "O", "MRO")
-SLICE_CONFIG = """
-version: 1
-description: a slice of shared/data (Kaggle S&P 500, ^GSPC, FF3 and FF5 daily)
-universes:
-  equity:
-    - path: stocks.csv
-      layout: long
-      date_format: "%Y-%m-%d"
-      columns: {date: date, symbol: Name, open: open, high: high, low: low,
-                close: close, adj_close: null, volume: volume}
-market:
-  - path: ff3.csv
-    date_format: "%Y-%m-%d"
-    units: percent
-    series: {mkt_rf: Mkt-RF, smb: SMB, hml: HML, rf: RF}
-  - path: ff5.csv
-    date_format: "%Y-%m-%d"
-    units: percent
-    series: {rmw: RMW, cma: CMA}
-  - path: gspc.csv
-    columns: {date: Date}
-    date_format: "%Y-%m-%d"
-    series: {mkt_level: Adj Close}
-"""
 
 
 def _shared_slice(folder: Path, lo: str, hi: str) -> Path:
     """Ten Kaggle stocks, ^GSPC and daily FF3/FF5 in [lo, hi] as CSVs, and their config."""
     assert DATA is not None
-    stocks = pd.read_csv(DATA / "all_stocks_5yr.csv.gz", dtype={"date": str, "Name": str})
-    stocks = stocks.loc[stocks["Name"].isin(SLICE_SYMBOLS) & stocks["date"].between(lo, hi)]
-    stocks.to_csv(folder / "stocks.csv", index=False)
-    for name, col in (("gspc", "Date"), ("ff3", "date"), ("ff5", "date")):
-        frame = pd.read_csv(DATA / f"{name}_daily.csv.gz", dtype={col: str})
-        frame.loc[frame[col].between(lo, hi)].to_csv(folder / f"{name}.csv", index=False)
-    config = folder / "slice.yaml"
-    config.write_text(SLICE_CONFIG.lstrip())
-    return config
+    return write_shared_slices(DATA, folder, [(lo, hi)], SLICE_SYMBOLS, ff5=True)
 
 
 def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
@@ -92,7 +64,7 @@ def test_one_day_runs_equal_a_backfill_exactly(
 ) -> None:
     from beta_pipeline.cli import main
     from beta_pipeline.lib import beta_tables
-    from beta_pipeline_tests.test_defs_support import table
+    from beta_pipeline_tests.support.defs import table
 
     if source == "shared":
         folder = tmp_path / "slice"
@@ -114,7 +86,7 @@ def test_one_day_runs_equal_a_backfill_exactly(
         reads.append(start)
         return read(conn, end, start)
 
-    from beta_pipeline.defs.baselines import assets as baseline_assets
+    from beta_pipeline.defs.baselines import daily as baseline_assets
 
     plotted: list[str] = []
     plot = baseline_assets._example_plot

@@ -18,7 +18,7 @@ from beta_pipeline.defs.ingestion.assets import raw_market, raw_prices
 from beta_pipeline.defs.resources import DuckDBWarehouse, PriceSourceResource, source_binding
 from beta_pipeline.lib import warehouse
 from beta_pipeline.lib.returns import cross_source_pairs, daily_returns
-from beta_pipeline_tests.test_defs_support import (
+from beta_pipeline_tests.support.defs import (
     csv_config,
     failure_text,
     make_market,

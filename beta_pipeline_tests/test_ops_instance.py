@@ -252,7 +252,8 @@ def test_runs_lists_recent_runs(
 def _launched(instance: dg.DagsterInstance, pid: int, claim: bool = True) -> str:
     """A STARTED run as Dagster's local run launcher leaves it: no tags of ours, a
     "Started process for run (pid: N)" engine event, and the writer slot claimed."""
-    from dagster._core.events import EngineEventData  # what the run worker reports
+    # what the run worker reports (no public API: the fenced private access of support/)
+    from beta_pipeline_tests.support.dagster_private import EngineEventData
 
     run_id = _add_run(instance, {}, claim=claim)
     run = instance.get_run_by_id(run_id)

@@ -21,12 +21,16 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from beta_pipeline.defs.partitions import DUCKDB_POOL
 from beta_pipeline.defs.recovery import RUN_PID_TAG, cli_run_tags, pool_info
 from beta_pipeline.settings import write_instance_config
-from beta_pipeline_tests.conftest import REPO_ROOT
-from beta_pipeline_tests.test_defs_support import query
+from beta_pipeline_tests.support.defs import query
+from beta_pipeline_tests.support.paths import REPO_ROOT
+
+# end-to-end CLI runs killed and rerun (minutes)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 #: 18 months: daily_betas needs a year of returns before OLS-252 has values
 START, END = "2019-01-01", "2020-06-30"

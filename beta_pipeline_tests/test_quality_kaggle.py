@@ -6,9 +6,7 @@ LNT 2016-05-19 and several names on 2017-09-14 (EFX, FLR, MPC, MRK, MRO, NWL, ..
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,16 +14,9 @@ import pytest
 from beta_pipeline.lib.quality import check_prices, check_returns, outcomes_to_records
 from beta_pipeline.lib.returns import daily_returns
 from beta_pipeline.lib.schema import PRICE_COLUMNS
+from beta_pipeline_tests.support.paths import shared_data_dir
 
-
-def _data_dir() -> Path | None:
-    env = os.environ.get("BETA_PIPELINE_DATA_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-    needed = ("all_stocks_5yr.csv.gz", "gspc_daily.csv.gz", "ff3_daily.csv.gz")
-    return path if all((path / f).is_file() for f in needed) else None
-
-
-DATA = _data_dir()
+DATA = shared_data_dir("all_stocks_5yr.csv.gz", "gspc_daily.csv.gz", "ff3_daily.csv.gz")
 pytestmark = pytest.mark.skipif(
     DATA is None,
     reason="real data absent: ../shared/data (or $BETA_PIPELINE_DATA_DIR) lacks "

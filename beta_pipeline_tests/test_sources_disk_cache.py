@@ -16,7 +16,7 @@ from beta_pipeline.lib.sources import CsvSource, make_source
 from beta_pipeline.lib.sources.base import BaseSource
 from beta_pipeline.lib.sources.cache import DISK_HITS, READS, clear_cache
 from beta_pipeline.settings import get_settings
-from beta_pipeline_tests.conftest_sources import config_for, write
+from beta_pipeline_tests.support.sources import config_for, write
 
 # symbols out of order within a date, so the canonical sort matters
 PRICES = """

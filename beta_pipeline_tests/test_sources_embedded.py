@@ -12,7 +12,7 @@ from beta_pipeline.lib.errors import DataValidationError
 from beta_pipeline.lib.schema import MARKET_COLUMNS, MONTHLY_MARKET_COLUMNS, PRICE_COLUMNS
 from beta_pipeline.lib.sources import EmbeddedSource, PriceSource, clear_cache, make_source
 from beta_pipeline.lib.sources.embedded import daily_rf_from_monthly, french_monthly_path
-from beta_pipeline_tests.conftest_sources import block_network
+from beta_pipeline_tests.support.sources import block_network
 
 T = pd.Timestamp
 STOCKS = {

@@ -13,7 +13,7 @@ import pytest
 from beta_pipeline.lib.errors import DataValidationError
 from beta_pipeline.lib.sources import CsvSource, make_source
 from beta_pipeline.lib.sources.cache import READS
-from beta_pipeline_tests.conftest_sources import assert_error, config_for, write
+from beta_pipeline_tests.support.sources import assert_error, config_for, write
 
 GOOD = """
 date,symbol,open,high,low,close,volume

@@ -12,7 +12,8 @@ from beta_pipeline.lib.errors import DataValidationError
 from beta_pipeline.lib.schema import PRICE_COLUMNS
 from beta_pipeline.lib.sources import YFinanceSource, make_source
 from beta_pipeline.lib.sources.yahoo import irx_to_daily, split_download
-from beta_pipeline_tests.conftest_sources import block_network, shared_data_dir, write
+from beta_pipeline_tests.support.paths import KAGGLE_STOCKS, shared_data_dir
+from beta_pipeline_tests.support.sources import block_network, write
 
 T = pd.Timestamp
 FIELDS = ["Open", "High", "Low", "Close", "Adj Close", "Volume"]
@@ -161,7 +162,7 @@ def test_split_download_rejects_flat_multi_ticker():
 
 def test_with_real_bars_from_shared_data(monkeypatch):
     """Stub fed from shared/data: CL=F's negative close passes thanks to the config."""
-    data = shared_data_dir()
+    data = shared_data_dir(KAGGLE_STOCKS)
     if data is None:
         pytest.skip("shared/data not found (set BETA_PIPELINE_DATA_DIR)")
     xa = pd.read_csv(data / "cross_asset_daily.csv.gz", parse_dates=["date"])

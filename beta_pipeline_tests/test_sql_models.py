@@ -9,8 +9,10 @@ import dagster as dg
 import duckdb
 import pytest
 
+from beta_pipeline.definitions import PIPELINE_ASSETS
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
 from beta_pipeline.defs.sql_models import assets as sql_defs
+from beta_pipeline.defs.tables import table_writers
 from beta_pipeline.lib import sql_models
 from beta_pipeline.lib.warehouse import open_warehouse
 
@@ -183,7 +185,7 @@ def test_a_new_sql_file_becomes_an_asset_with_lineage_from_its_sql(
     )
     monkeypatch.setenv("BETA_PIPELINE_SQL_DIR", str(folder))
     assert sql_defs.sql_dir() == folder
-    built = sql_defs.sql_assets()
+    built = sql_defs.sql_assets(upstream=PIPELINE_ASSETS)
     assert [a.key for a in built] == [dg.AssetKey("mean_returns")]
     asset = built[0]
     assert _deps(asset) == {"daily_returns"}
@@ -217,9 +219,45 @@ def test_a_new_sql_file_becomes_an_asset_with_lineage_from_its_sql(
 def test_sql_reading_an_unknown_table_is_a_clear_error(tmp_path: Path):
     path = _write(tmp_path, "typo.sql", "SELECT * FROM returns.daly")
     with pytest.raises(ValueError, match=r"returns\.daly.*no asset writes") as err:
-        sql_defs.sql_assets(tmp_path)
+        sql_defs.sql_assets(tmp_path, upstream=PIPELINE_ASSETS)
     assert str(path) in str(err.value)
     assert "returns.daily" in str(err.value)  # the known relations are listed
+
+
+@pytest.mark.parametrize(
+    ("relation", "expected"),
+    [
+        ("portfolios.summary", {"beta_portfolio_summary"}),
+        ("portfolios.sort_skipped", {"beta_portfolio_sorts"}),
+        ("neuralbeta.betas", {"neuralbeta_betas"}),
+        ("neuralbeta.history", {"neuralbeta_model"}),
+        ("crypto.grid_search", {"crypto_neural_betas"}),
+        ("betas.estimator_params", {"daily_betas"}),
+    ],
+)
+def test_sql_reading_any_declared_table_gets_its_writer(
+    tmp_path: Path, relation: str, expected: set[str]
+):
+    """The deps come from the assets' ``beta_pipeline/tables`` metadata, not a Python map."""
+    _write(tmp_path, "reader.sql", f"SELECT count(*) AS n FROM {relation}")
+    (asset,) = sql_defs.sql_assets(tmp_path, upstream=PIPELINE_ASSETS)
+    assert _deps(asset) == expected
+    assert asset.specs_by_key[asset.key].metadata["dagster/table_name"] == "marts.reader"
+
+
+def test_sql_reading_an_undeclared_schema_names_the_model_file(tmp_path: Path):
+    sql = "SELECT * FROM portfolios.nope JOIN neuralbeta.runs USING (x)"
+    path = _write(tmp_path, "odd.sql", sql)
+    with pytest.raises(ValueError, match=r"portfolios\.nope.*no asset writes") as err:
+        sql_defs.sql_assets(tmp_path, upstream=PIPELINE_ASSETS)
+    assert str(path) in str(err.value)
+    assert "neuralbeta.runs" in str(err.value)  # known tables are listed
+
+
+def test_every_declared_table_is_written_by_an_asset():
+    from beta_pipeline.lib.warehouse import TABLES
+
+    assert sorted(set(TABLES) - set(table_writers(PIPELINE_ASSETS))) == []
 
 
 def test_sql_reading_an_unknown_mart_is_a_clear_error(tmp_path: Path):
@@ -243,8 +281,12 @@ def test_every_shipped_sql_model_parses_resolves_and_runs(
     assert files, f"no SQL models in {folder}"
     models = {m.name: m for m in sql_models.discover(folder)}
     assert sorted(models) == [p.stem for p in files]
-    assets = {a.key.to_user_string(): a for a in sql_defs.sql_assets()}
+    assets = {a.key.to_user_string(): a for a in sql_defs.sql_assets(upstream=PIPELINE_ASSETS)}
     assert set(assets) == set(models)
+    writers = {
+        t: {k.to_user_string() for k in keys}
+        for t, keys in table_writers(PIPELINE_ASSETS).items()
+    }
     for name, model in models.items():
         assert model.depends_on, f"{name} reads no warehouse table"
         for relation in model.depends_on:
@@ -252,11 +294,11 @@ def test_every_shipped_sql_model_parses_resolves_and_runs(
             if schema == sql_models.MART_SCHEMA:
                 assert table in models, (name, relation)
             else:
-                assert relation in sql_defs.TABLE_TO_ASSET, (name, relation)
-        assert _deps(assets[name]) == {
-            r.split(".", 1)[1] if r.startswith("marts.") else sql_defs.TABLE_TO_ASSET[r]
-            for r in model.depends_on
-        }
+                assert relation in writers, (name, relation)
+        assert _deps(assets[name]) == set().union(
+            *({r.split(".", 1)[1]} if r.startswith("marts.") else writers[r]
+              for r in model.depends_on)
+        )
     assert _deps(assets["betas_month_end"]) == {"daily_betas"}
 
     # every model runs on an empty warehouse, upstream marts first

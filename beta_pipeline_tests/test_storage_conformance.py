@@ -18,11 +18,11 @@ from typing import Any
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from beta_pipeline.defs import instance_tuning
-from beta_pipeline_tests.test_defs_support import build, run
-from beta_pipeline_tests.test_storage_support import (
+from beta_pipeline_tests.support.dagster_private import SqliteEventLogStorage
+from beta_pipeline_tests.support.defs import build, run
+from beta_pipeline_tests.support.storage import (
     BACKFILL_ASSETS,
     FIRST,
     LAST,
@@ -91,6 +91,7 @@ def batched(range_events, tmp_path_factory) -> Iterator[tuple[dg.DagsterInstance
     instance.dispose()
 
 
+@pytest.mark.slow
 def test_batched_storage_records_what_the_stock_storage_records(stock, batched) -> None:
     _, expected = stock
     _, got, batches = batched
@@ -106,6 +107,7 @@ def test_batched_storage_records_what_the_stock_storage_records(stock, batched) 
     assert got["checks"] == expected["checks"]
 
 
+@pytest.mark.slow
 def test_comparison_fails_when_the_batch_path_drops_an_event(stock, range_events, tmp_path):
     """The conformance comparison can fail: a batch path losing one event per batch."""
     _, expected = stock
@@ -132,6 +134,7 @@ def _synchronous(path: Path) -> int:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_pragmas_apply_only_to_the_batched_event_log(stock, batched, tmp_path) -> None:
     batched_home = Path(batched[0].root_directory)
     stock_home = Path(stock[0].root_directory)

@@ -24,9 +24,9 @@ from beta_pipeline.settings import (
     dagster_yaml,
     instance_storage,
 )
-from beta_pipeline_tests import pg_server
-from beta_pipeline_tests.test_defs_support import build, run
-from beta_pipeline_tests.test_storage_support import (
+from beta_pipeline_tests.support import pg_server
+from beta_pipeline_tests.support.defs import build, run
+from beta_pipeline_tests.support.storage import (
     BACKFILL_ASSETS,
     FIRST,
     LAST,
@@ -116,6 +116,8 @@ def pg_home(postgres_url: str, tmp_path_factory) -> Iterator[tuple[Path, dg.Dags
             instance.dispose()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_backfill_records_materializations_and_checks(pg_home, postgres_url) -> None:
     root, instance = pg_home
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
@@ -143,6 +145,8 @@ def _requested(defs: dg.Definitions, result: dg.EvaluateAutomationConditionsResu
     return out
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 @pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
 def test_automation_tick_on_postgres_requests_the_next_session(pg_home) -> None:
     from beta_pipeline.definitions import build_definitions

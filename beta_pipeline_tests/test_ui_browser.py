@@ -13,9 +13,7 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,25 +22,22 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from beta_pipeline_tests.conftest import REPO_ROOT
+from beta_pipeline_tests.support.dagster_dev import LOCATION, dagster_dev
+from beta_pipeline_tests.support.paths import REPO_ROOT
 
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p),
     None,
 )
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH")
+pytestmark = [
+    pytest.mark.slow,  # dagster dev, 14 months materialized, a browser
+    pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH"),
+]
 websockets_sync = pytest.importorskip("websockets.sync.client")
 
 ASSETS = "raw_prices,raw_market,daily_returns,daily_betas"
 START, END = "2020-01-02", "2021-02-26"
 WIDTH, HEIGHT = 1400, 1000
-LOCATION = "beta_pipeline.definitions"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -159,39 +154,8 @@ def ui(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
     monkeypatch.setenv("BETA_PIPELINE_AUTOMATION", "off")
     assert main(["run", "--select", ASSETS, "--start", START, "--end", END]) == 0
-    port = _free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    log_path = tmp_path / "dagster_dev.log"
-    dagster = str(Path(sys.executable).with_name("dagster"))
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [dagster, "dev", "-m", "beta_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError("dagster dev exited:\n" + log_path.read_text())
-            try:
-                with urllib.request.urlopen(f"{url}/server_info", timeout=5) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-
-        try:
-            _wait(up, 120, "dagster dev")
-            yield url
-        finally:
-            os.killpg(proc.pid, 15)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
+    with dagster_dev(tmp_path, automation=False, startup_timeout=120) as server:
+        yield server.url
 
 
 @pytest.mark.timeout(300)

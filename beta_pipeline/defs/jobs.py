@@ -1,4 +1,5 @@
-"""Partitioned jobs and their schedules, one job per partitioning.
+"""The asset jobs, declared once as asset selections (:data:`JOBS`), in the order
+``beta-pipeline run`` executes them.
 
 A run targets assets that share one partitions definition, so the pipeline has
 ``static_job`` (unpartitioned reference data, e.g. the security master), ``daily_job``
@@ -6,7 +7,8 @@ A run targets assets that share one partitions definition, so the pipeline has
 downstream of partitioned ones: leaderboards, SQL marts, evaluations), one job per other
 partitioning (``synthetic_scenarios_job``, ``synthetic_baselines_job``,
 ``neuralbeta_model_job``), ``neuralbeta_daily_job`` (weekday assets that need a trained
-model) and one job per opt-in group (``crypto_job``).
+model) and one job per opt-in group (``crypto_job``). :func:`build_jobs` checks that every
+asset is in exactly one job and that a job's assets share its partitions definition.
 
 The jobs serve one-shot runs and backfills (``beta-pipeline run``, the UI's launchpad);
 unattended runs come from the automation conditions (``defs/automation.py``), not from
@@ -16,63 +18,134 @@ schedules chained by clock offsets.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import dagster as dg
 
+from beta_pipeline.defs.neuralbeta.training import model_partitions
 from beta_pipeline.defs.partitions import monthly_partitions, session_partitions
+from beta_pipeline.defs.sql_models.assets import GROUP as MARTS_GROUP
+from beta_pipeline.defs.synthetic.assets import baseline_partitions, scenario_partitions
+
+#: How ``beta-pipeline run`` picks a job's partitions: ``range``: the days / months of
+#: ``--start..--end`` (one single-run backfill; none for an unpartitioned job);
+#: ``experiments``: one run per chosen ``--nb-experiments`` key (plus ``kalman_step``);
+#: ``experiment_models``: one run per ``--nb-experiments`` x ``--nb-models`` key.
+CliKeys = Literal["range", "experiments", "experiment_models"]
 
 
-def keys_with_partitions(
-    assets: Sequence[dg.AssetsDefinition], partitions_def: dg.PartitionsDefinition | None
-) -> list[dg.AssetKey]:
-    """Keys of the assets partitioned by ``partitions_def`` (``None``: unpartitioned)."""
-    return [k for a in assets if a.partitions_def == partitions_def for k in a.keys]
+@dataclass(frozen=True)
+class JobDecl:
+    """One asset job: its selection and how ``beta-pipeline run`` treats it."""
 
+    name: str
+    selection: dg.AssetSelection
+    description: str
+    partitions_def: dg.PartitionsDefinition | None = None
+    #: a failed run stops every later job of ``beta-pipeline run`` (they read its tables)
+    stops_later_jobs: bool = False
+    cli_keys: CliKeys = "range"
+    #: op that gets the CLI's NeuralBeta training config (``--nb-budget``, ``--nb-threads``)
+    training_config_op: str | None = None
+    #: skipped by the CLI unless a market NeuralBeta experiment is chosen
+    needs_market_model: bool = False
 
-def _downstream_of_models(assets: Sequence[dg.AssetsDefinition]) -> set[dg.AssetKey]:
-    """Keys with an upstream asset partitioned by neither weekdays nor months nor nothing
-    (the NeuralBeta model keyed by experiment x model): they run after training."""
-    special = {
-        k
-        for a in assets
-        if a.partitions_def not in (None, session_partitions, monthly_partitions)
-        for k in a.keys
-    }
-    return {
-        k
-        for a in assets
-        for k in a.keys
-        if k not in special and any(d.asset_key in special for d in a.specs_by_key[k].deps)
-    }
-
-
-def _split_unpartitioned(
-    assets: Sequence[dg.AssetsDefinition],
-) -> tuple[list[dg.AssetKey], list[dg.AssetKey]]:
-    """Unpartitioned keys without / with a (transitive) partitioned upstream asset."""
-    by_key = {k: a for a in assets for k in a.keys}
-    memo: dict[dg.AssetKey, bool] = {}
-
-    def downstream_of_partitioned(key: dg.AssetKey) -> bool:
-        if key not in memo:
-            memo[key] = False
-            asset = by_key.get(key)
-            deps = [d.asset_key for d in asset.specs_by_key[key].deps] if asset else []
-            memo[key] = any(by_key[d].partitions_def is not None for d in deps if d in by_key)
-            memo[key] = memo[key] or any(downstream_of_partitioned(d) for d in deps if d in by_key)
-        return memo[key]
-
-    plain = keys_with_partitions(assets, None)
-    return (
-        [k for k in plain if not downstream_of_partitioned(k)],
-        [k for k in plain if downstream_of_partitioned(k)],
-    )
+    def define(self) -> dg.UnresolvedAssetJobDefinition:
+        """The Dagster job."""
+        return dg.define_asset_job(
+            name=self.name,
+            selection=self.selection,
+            partitions_def=self.partitions_def,
+            description=self.description,
+        )
 
 
 #: Groups left out of the default jobs (and of ``beta-pipeline run``'s default selection):
 #: each runs as its own ``<group>_job`` when selected. The crypto study needs a csv or
 #: yfinance source; the default embedded source has no crypto prices.
 OPT_IN_GROUPS: tuple[str, ...] = ("crypto",)
+
+_assets = dg.AssetSelection.assets
+
+#: Every job, in the order ``beta-pipeline run`` executes them.
+JOBS: tuple[JobDecl, ...] = (
+    JobDecl(
+        "static_job",
+        _assets("security_master"),
+        "Unpartitioned reference data (security master).",
+        stops_later_jobs=True,  # everything after needs the security master
+    ),
+    JobDecl(
+        "daily_job",
+        _assets("raw_prices", "raw_market", "daily_returns", "daily_betas"),
+        "Every weekday-partitioned asset for one weekday (or a range).",
+        session_partitions,
+        stops_later_jobs=True,  # everything after needs prices and returns
+    ),
+    JobDecl(
+        "synthetic_scenarios_job",
+        _assets("synthetic_scenarios"),
+        "Every partition of synthetic_scenarios",
+        scenario_partitions,
+        cli_keys="experiments",
+    ),
+    JobDecl(
+        "synthetic_baselines_job",
+        _assets("synthetic_baselines"),
+        "Every partition of synthetic_baselines",
+        baseline_partitions,
+        cli_keys="experiments",
+    ),
+    JobDecl(
+        "neuralbeta_model_job",
+        _assets("neuralbeta_model"),
+        "Every partition of neuralbeta_model",
+        model_partitions,
+        cli_keys="experiment_models",
+        training_config_op="neuralbeta_model",
+    ),
+    JobDecl(
+        "neuralbeta_daily_job",
+        _assets("neuralbeta_betas", "nbi_weights"),
+        "Daily assets that need a trained model (NeuralBeta betas, weights).",
+        session_partitions,
+        needs_market_model=True,
+    ),
+    JobDecl(
+        "monthly_job",
+        _assets("raw_market_monthly", "monthly_returns", "monthly_betas", "beta_portfolio_sorts"),
+        "Every month-partitioned asset for one month (or a range).",
+        monthly_partitions,
+    ),
+    JobDecl(
+        "analytics_job",
+        dg.AssetSelection.groups(MARTS_GROUP)
+        | _assets(
+            "hedging_performance",
+            "kalman_study",
+            "neuralbeta_evaluation",
+            "beta_portfolio_summary",
+        ),
+        "Leaderboards and SQL marts over the partitioned tables.",
+    ),
+    *(
+        JobDecl(
+            f"{group}_job",
+            dg.AssetSelection.groups(group),
+            f"The {group} group (opt-in: not in the default jobs).",
+        )
+        for group in OPT_IN_GROUPS
+    ),
+)
+
+
+def job_decl(name: str) -> JobDecl:
+    """The declaration of job ``name``."""
+    for job in JOBS:
+        if job.name == name:
+            return job
+    raise KeyError(f"no job {name!r}; jobs: {', '.join(j.name for j in JOBS)}")
 
 
 def opt_in_keys(assets: Sequence[dg.AssetsDefinition]) -> dict[str, list[dg.AssetKey]]:
@@ -84,72 +157,25 @@ def opt_in_keys(assets: Sequence[dg.AssetsDefinition]) -> dict[str, list[dg.Asse
     return {g: keys for g, keys in found.items() if keys}
 
 
+def check_jobs(assets: Sequence[dg.AssetsDefinition], jobs: Sequence[JobDecl] = JOBS) -> None:
+    """Raise ``ValueError`` unless every asset is in exactly one job whose partitions
+    definition is the asset's (so a new asset cannot silently miss ``beta-pipeline run``)."""
+    pdefs = {k: a.partitions_def for a in assets for k in a.keys}
+    owner: dict[dg.AssetKey, str] = {}
+    problems: list[str] = []
+    for job in jobs:
+        for key in sorted(job.selection.resolve(assets), key=lambda k: k.to_user_string()):
+            if key in owner:
+                problems.append(f"{key.to_user_string()} is in {owner[key]} and {job.name}")
+            owner[key] = job.name
+            if pdefs[key] != job.partitions_def:
+                problems.append(f"{key.to_user_string()} is not partitioned like {job.name}")
+    problems += [f"{k.to_user_string()} is in no job" for k in pdefs if k not in owner]
+    if problems:
+        raise ValueError("asset jobs (defs/jobs.py JOBS): " + "; ".join(problems))
+
+
 def build_jobs(assets: Sequence[dg.AssetsDefinition]) -> list[dg.UnresolvedAssetJobDefinition]:
-    """The static, daily, monthly and analytics asset jobs over the given assets (opt-in
-    groups aside: one ``<group>_job`` each, e.g. ``crypto_job``)."""
-    opt_in = opt_in_keys(assets)
-    skip = {k for keys in opt_in.values() for k in keys}
-    assets = [a for a in assets if not any(k in skip for k in a.keys)]
-    static, analytics = _split_unpartitioned(assets)
-    after_models = _downstream_of_models(assets)
-    daily = keys_with_partitions(assets, session_partitions)
-    other_defs: list[dg.PartitionsDefinition] = []
-    for a in assets:
-        pdef = a.partitions_def
-        if pdef not in (None, session_partitions, monthly_partitions) and pdef not in other_defs:
-            other_defs.append(pdef)
-    # one job per other partitioning (synthetic scenarios, baselines, NeuralBeta models),
-    # named after its first asset
-    other_jobs = [
-        dg.define_asset_job(
-            name=f"{keys_with_partitions(assets, pdef)[0].to_user_string()}_job",
-            selection=dg.AssetSelection.assets(*keys_with_partitions(assets, pdef)),
-            partitions_def=pdef,
-            description="Every partition of "
-            + ", ".join(k.to_user_string() for k in keys_with_partitions(assets, pdef)),
-        )
-        for pdef in other_defs
-    ]
-    late_daily = [k for k in daily if k in after_models]
-    if late_daily:
-        other_jobs.append(
-            dg.define_asset_job(
-                name="neuralbeta_daily_job",
-                selection=dg.AssetSelection.assets(*late_daily),
-                partitions_def=session_partitions,
-                description="Daily assets that need a trained model (NeuralBeta betas, weights).",
-            )
-        )
-    return [
-        *other_jobs,
-        *(
-            dg.define_asset_job(
-                name=f"{group}_job",
-                selection=dg.AssetSelection.assets(*keys),
-                description=f"The {group} group (opt-in: not in the default jobs).",
-            )
-            for group, keys in opt_in.items()
-        ),
-        dg.define_asset_job(
-            name="daily_job",
-            selection=dg.AssetSelection.assets(*[k for k in daily if k not in after_models]),
-            partitions_def=session_partitions,
-            description="Every weekday-partitioned asset for one weekday (or a range).",
-        ),
-        dg.define_asset_job(
-            name="monthly_job",
-            selection=dg.AssetSelection.assets(*keys_with_partitions(assets, monthly_partitions)),
-            partitions_def=monthly_partitions,
-            description="Every month-partitioned asset for one month (or a range).",
-        ),
-        dg.define_asset_job(
-            name="static_job",
-            selection=dg.AssetSelection.assets(*static),
-            description="Unpartitioned reference data (security master).",
-        ),
-        dg.define_asset_job(
-            name="analytics_job",
-            selection=dg.AssetSelection.assets(*analytics),
-            description="Leaderboards and SQL marts over the partitioned tables.",
-        ),
-    ]
+    """The Dagster jobs of :data:`JOBS`, checked against ``assets`` (:func:`check_jobs`)."""
+    check_jobs(assets)
+    return [job.define() for job in JOBS]

@@ -1,7 +1,7 @@
 """Univariate portfolio sorts on a lagged signal (beta): breakpoints, assignment, portfolio
 returns, high-minus-low, Newey-West inference and CAPM alphas.
 
-Conventions (Tidy Finance's univariate sorts, METHODS.md section 8):
+Conventions (Tidy Finance's univariate sorts, docs/methods.md):
 
 - **Timing**: the sort variable is the value known at the end of the *formation* month t
   (``month`` = first day of t); portfolios are held over the *holding* month t+1. Signals
@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from beta_pipeline.lib.portfolios.tables import (  # noqa: F401 (re-exported; registers them)
+from beta_pipeline.lib.portfolios.tables import (  # noqa: F401 (re-exported)
     BETA_SORTS,
     SORT_SKIPPED,
     SUMMARY,
@@ -40,7 +40,7 @@ from beta_pipeline.lib.portfolios.tables import (  # noqa: F401 (re-exported; re
 
 #: Label of the high-minus-low row (highest minus lowest portfolio).
 HML = "HML"
-#: Newey-West lags of the t-statistics (Tidy Finance, METHODS.md section 8).
+#: Newey-West lags of the t-statistics (Tidy Finance; docs/methods.md).
 NW_LAGS = 6
 
 SORT_COLUMNS = [

@@ -7,6 +7,7 @@ import pandas as pd
 from beta_pipeline.defs.crypto.common import GROUP, crypto_span, md, read, replace, save_png
 from beta_pipeline.defs.partitions import DUCKDB_POOL
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse, PriceSourceResource
+from beta_pipeline.defs.tables import writes
 from beta_pipeline.defs.util import frame_metadata, preview
 from beta_pipeline.lib import plots
 from beta_pipeline.lib.crypto import data as crypto_data
@@ -21,6 +22,7 @@ LEAD_DAYS = 45
     pool=DUCKDB_POOL,
     kinds={"duckdb", "pandas"},
     group_name=GROUP,
+    metadata=writes("crypto.prices"),
     description="Daily prices of the coins (BTC, ETH, LTC, BCH; 7-day calendar) from the source.",
 )
 def crypto_prices(
@@ -43,6 +45,7 @@ def crypto_prices(
     pool=DUCKDB_POOL,
     kinds={"duckdb", "pandas"},
     group_name=GROUP,
+    metadata=writes("crypto.cross_asset_prices"),
     description="Daily cross-asset prices (dollar index, FX, gold, crude, ETFs) over the coins.",
 )
 def cross_asset_prices(
@@ -65,6 +68,7 @@ def cross_asset_prices(
     pool=DUCKDB_POOL,
     kinds={"duckdb", "pandas"},
     group_name=GROUP,
+    metadata=writes("crypto.factors_monthly"),
     description="Monthly Fama-French factors and risk-free rate (decimals) over the coins' span.",
 )
 def crypto_factors_monthly(
@@ -117,6 +121,7 @@ class CryptoReturnsConfig(dg.Config):
     pool=DUCKDB_POOL,
     kinds={"duckdb", "pandas"},
     group_name=GROUP,
+    metadata=writes("crypto.monthly_returns"),
     description="Month-end log returns of the coins and of FIAT, EQUITY, GOLD and ENERGY.",
 )
 def crypto_monthly_returns(

@@ -7,6 +7,7 @@ import dagster as dg
 from beta_pipeline.defs.crypto.common import GROUP, best_configs, md, panel, replace, save_png
 from beta_pipeline.defs.partitions import DUCKDB_POOL
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
+from beta_pipeline.defs.tables import writes
 from beta_pipeline.lib import plots, warehouse
 from beta_pipeline.lib.crypto import grid, study
 
@@ -41,6 +42,9 @@ class CryptoNeuralConfig(dg.Config):
     pool=DUCKDB_POOL,
     kinds={"duckdb", "pytorch"},
     group_name=GROUP,
+    metadata=writes(
+        "crypto.betas", "crypto.grid_search", "crypto.best_configs", "crypto.learning_curves"
+    ),
     description="MLP grid search per market configuration, best configs, learning curves, betas.",
 )
 def crypto_neural_betas(
@@ -92,6 +96,7 @@ class CryptoBaselineConfig(dg.Config):
     pool=DUCKDB_POOL,
     kinds={"duckdb", "numpy"},
     group_name=GROUP,
+    metadata=writes("crypto.baseline_betas"),
     description="Rolling/expanding OLS and Kalman betas of the coins on the same market configs.",
 )
 def crypto_baseline_betas(

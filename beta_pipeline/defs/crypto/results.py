@@ -16,6 +16,7 @@ from beta_pipeline.defs.crypto.common import (
 )
 from beta_pipeline.defs.partitions import DUCKDB_POOL
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
+from beta_pipeline.defs.tables import writes
 from beta_pipeline.lib import plots, warehouse
 from beta_pipeline.lib.crypto import analysis, study
 
@@ -30,6 +31,7 @@ class CryptoHedgingConfig(dg.Config):
     pool=DUCKDB_POOL,
     kinds={"duckdb", "pandas"},
     group_name=GROUP,
+    metadata=writes("crypto.hedging"),
     description="Next-month hedging RMSE of MLP, OLS, Kalman and no hedge per config and split.",
 )
 def crypto_hedging_comparison(
@@ -57,6 +59,7 @@ def crypto_hedging_comparison(
     pool=DUCKDB_POOL,
     kinds={"duckdb", "pandas"},
     group_name=GROUP,
+    metadata=writes("crypto.beta_stats"),
     description="N, mean, std, skew, kurtosis, min, max of the betas per coin x market.",
 )
 def crypto_beta_stats(
@@ -77,6 +80,7 @@ def crypto_beta_stats(
     pool=DUCKDB_POOL,
     kinds={"duckdb", "pandas"},
     group_name=GROUP,
+    metadata=writes("crypto.beta_annual"),
     description="Annual mean betas per coin, market, configuration and method (with a plot).",
 )
 def crypto_beta_trajectories(
@@ -112,6 +116,7 @@ def crypto_beta_trajectories(
     pool=DUCKDB_POOL,
     kinds={"duckdb", "pytorch"},
     group_name=GROUP,
+    metadata=writes("crypto.ff5_addon"),
     description="Change in out-of-sample RMSE when the Fama-French five factors are MLP inputs.",
 )
 def crypto_ff5_addon(
@@ -149,6 +154,7 @@ def crypto_ff5_addon(
     pool=DUCKDB_POOL,
     kinds={"duckdb", "pandas"},
     group_name=GROUP,
+    metadata=writes("crypto.quartile_sorts"),
     description="Monthly beta quartiles of the coins: mean beta and next-month excess return.",
 )
 def crypto_quartile_sorts(

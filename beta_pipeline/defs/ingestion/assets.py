@@ -8,6 +8,7 @@ import pandas as pd
 
 from beta_pipeline.defs.partitions import DUCKDB_POOL, monthly_partitions, session_partitions
 from beta_pipeline.defs.resources import DuckDBWarehouse, PriceSourceResource
+from beta_pipeline.defs.tables import writes
 from beta_pipeline.defs.util import (
     frame_metadata,
     ingestion_window,
@@ -29,6 +30,7 @@ def _ingestion_asset(
     load: Callable[[PriceSourceResource, pd.Timestamp, pd.Timestamp], pd.DataFrame],
     every_session: bool = False,
     sessions_only: bool = False,
+    also_writes: tuple[str, ...] = (),
 ) -> dg.AssetsDefinition:
     """A single-run partitioned asset copying the source's rows for its window to ``table``.
 
@@ -36,7 +38,7 @@ def _ingestion_asset(
     last one (:func:`ingestion_window`). ``every_session``: every session of the window must
     have rows, else the run fails before writing (a partition is never reported without
     rows). ``sessions_only``: rows dated on non-sessions are dropped (market series that
-    trade on exchange holidays, e.g. WTI)."""
+    trade on exchange holidays, e.g. WTI). ``also_writes``: further tables its metadata names."""
     monthly = partitions_def == monthly_partitions
     date_column = warehouse.TABLES[table].partition_column or "date"
 
@@ -48,6 +50,7 @@ def _ingestion_asset(
         kinds={"duckdb", "pandas"},
         group_name=GROUP,
         description=description,
+        metadata=writes(table, "meta.source_binding", *also_writes),
     )
     def _asset(
         context: dg.AssetExecutionContext,
@@ -114,6 +117,7 @@ raw_prices = _ingestion_asset(
         start, end, symbols=src.symbols, universe="equity"
     ),
     every_session=True,
+    also_writes=("quality.check_results",),  # by its checks (defs/quality/checks.py)
 )
 raw_market = _ingestion_asset(
     "raw_market",
@@ -136,6 +140,7 @@ raw_market_monthly = _ingestion_asset(
     pool=DUCKDB_POOL,
     kinds={"duckdb", "pandas"},
     group_name=GROUP,
+    metadata=writes("raw.securities", "meta.source_binding"),
     description="Security master: name, sector and asset class of every symbol the source has.",
 )
 def security_master(

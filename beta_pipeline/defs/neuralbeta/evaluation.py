@@ -8,6 +8,7 @@ from beta_pipeline.defs.neuralbeta.common import GROUP
 from beta_pipeline.defs.partitions import DUCKDB_POOL
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
 from beta_pipeline.defs.synthetic import scenario_test_sets
+from beta_pipeline.defs.tables import writes
 from beta_pipeline.defs.util import plot_entries, preview
 from beta_pipeline.lib import warehouse
 from beta_pipeline.lib.neuralbeta import evaluation, figure_data, store
@@ -22,6 +23,7 @@ from beta_pipeline.lib.neuralbeta.experiments import MARKET_EXPERIMENTS, SYNTHET
     pool=DUCKDB_POOL,
     kinds={"pytorch", "duckdb"},
     group_name=GROUP,
+    metadata=writes("neuralbeta.evaluation"),
     description="Table 1 (ours beside the paper's) and Figs. 3-8 from the latest trained models.",
     output_required=False,
 )

@@ -8,6 +8,7 @@ import pandas as pd
 from beta_pipeline.defs.neuralbeta.common import GROUP
 from beta_pipeline.defs.partitions import DUCKDB_POOL, session_partitions
 from beta_pipeline.defs.resources import DuckDBWarehouse
+from beta_pipeline.defs.tables import writes
 from beta_pipeline.defs.util import materialize_result, partition_label, preview, window
 from beta_pipeline.lib.neuralbeta import inference, store
 from beta_pipeline.lib.neuralbeta.experiments import MARKET_EXPERIMENTS, MODELS
@@ -53,6 +54,7 @@ def _log_gaps(context: dg.AssetExecutionContext, out: inference.DailyBetas, labe
             kinds={"pytorch", "duckdb"},
             group_name=GROUP,
             description="Daily NeuralBeta betas from the newest model trained before the date.",
+            metadata=writes("neuralbeta.betas"),
         ),
         dg.AssetSpec(
             "nbi_weights",
@@ -60,6 +62,7 @@ def _log_gaps(context: dg.AssetExecutionContext, out: inference.DailyBetas, labe
             kinds={"pytorch", "duckdb"},
             group_name=GROUP,
             description="Per-lag NBI weights behind each daily NeuralBeta-Interpretable beta.",
+            metadata=writes("neuralbeta.weights"),
         ),
     ],
     partitions_def=session_partitions,

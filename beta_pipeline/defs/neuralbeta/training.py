@@ -10,6 +10,7 @@ from beta_pipeline.defs.partitions import DUCKDB_POOL
 from beta_pipeline.defs.quality.model_checks import window_ols_rmse
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
 from beta_pipeline.defs.synthetic import load_scenario
+from beta_pipeline.defs.tables import writes
 from beta_pipeline.defs.util import png_metadata
 from beta_pipeline.lib import warehouse
 from beta_pipeline.lib.neuralbeta import store, training
@@ -109,6 +110,7 @@ def _metadata(
     pool=DUCKDB_POOL,
     kinds={"pytorch", "lightning", "duckdb"},
     group_name=GROUP,
+    metadata=writes("neuralbeta.runs", "neuralbeta.history"),
     description="Train one NeuralBeta model (NB/NBI, GRU/attention) for one experiment.",
 )
 def neuralbeta_model(

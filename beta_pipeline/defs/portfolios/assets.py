@@ -1,6 +1,6 @@
 """Portfolio sorts on beta: each month's quantile portfolios of every estimator's beta known
 at the previous month end, their next-month excess returns, and the summary with
-Newey-West t-statistics and CAPM alphas (METHODS.md section 8).
+Newey-West t-statistics and CAPM alphas (docs/methods.md, Portfolio sorts).
 
 Partition = the **holding** month t+1: its run sorts on betas of the formation month t
 (``betas.daily``: each symbol's last finite market beta dated inside month t;
@@ -18,6 +18,7 @@ import pandas as pd
 
 from beta_pipeline.defs.partitions import DUCKDB_POOL, monthly_partitions
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
+from beta_pipeline.defs.tables import writes
 from beta_pipeline.defs.util import (
     materialize_result,
     partition_label,
@@ -61,6 +62,7 @@ class BetaSortsConfig(dg.Config):
     pool=DUCKDB_POOL,
     kinds={"duckdb", "python", "pandas"},
     group_name=GROUP,
+    metadata=writes("portfolios.beta_sorts", "portfolios.sort_skipped"),
     description="Monthly beta-sorted quantile portfolios per estimator: next-month returns, HML.",
 )
 def beta_portfolio_sorts(
@@ -129,6 +131,7 @@ class SummaryConfig(dg.Config):
     pool=DUCKDB_POOL,
     kinds={"duckdb", "python", "statsmodels"},
     group_name=GROUP,
+    metadata=writes("portfolios.summary"),
     description="Beta-sort summary: mean excess return, Newey-West t, CAPM alpha per portfolio.",
 )
 def beta_portfolio_summary(

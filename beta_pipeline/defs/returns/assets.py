@@ -10,6 +10,7 @@ from beta_pipeline.defs.partitions import (
     session_partitions,
 )
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
+from beta_pipeline.defs.tables import writes
 from beta_pipeline.defs.util import (
     frame_metadata,
     materialize_result,
@@ -43,6 +44,7 @@ class ReturnsConfig(dg.Config):
     pool=DUCKDB_POOL,
     kinds={"duckdb", "pandas"},
     group_name=GROUP,
+    metadata=writes("returns.daily"),
     description="Daily simple, log and excess returns per symbol with the market excess return.",
 )
 def daily_returns_asset(
@@ -87,6 +89,7 @@ def daily_returns_asset(
     pool=DUCKDB_POOL,
     kinds={"duckdb", "pandas"},
     group_name=GROUP,
+    metadata=writes("returns.monthly"),
     description="Monthly returns compounded from daily returns (with market and excess legs).",
 )
 def monthly_returns_asset(

@@ -1,33 +1,24 @@
-"""Assets built from ``dbt_like_sql/*.sql``: one asset per file, lineage from its SQL."""
+"""Assets built from ``dbt_like_sql/*.sql``: one asset per file, lineage from its SQL.
 
+A model may read any warehouse table that an asset declares it writes (``defs/tables.py``)
+and any other model's ``marts.<name>``: adding a file needs no Python.
+"""
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
+import beta_pipeline
 from beta_pipeline.defs.partitions import DUCKDB_POOL
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
+from beta_pipeline.defs.tables import TABLES_KEY, table_writers, writes
 from beta_pipeline.defs.util import png_metadata, preview
 from beta_pipeline.lib import plots, sql_models
 
 GROUP = "marts"
-
-#: Which asset writes each warehouse relation (domains add theirs here).
-TABLE_TO_ASSET: dict[str, str] = {
-    "raw.prices": "raw_prices",
-    "raw.market": "raw_market",
-    "raw.market_monthly": "raw_market_monthly",
-    "raw.securities": "security_master",
-    "returns.daily": "daily_returns",
-    "returns.monthly": "monthly_returns",
-    "betas.daily": "daily_betas",
-    "betas.monthly": "monthly_betas",
-    "betas.hedging_performance": "hedging_performance",
-    "quality.check_results": "raw_prices",
-}
 
 #: Optional plot makers per model name: (relation frame) -> {filename: PNG bytes}.
 PlotHook = Callable[[pd.DataFrame], Mapping[str, bytes]]
@@ -73,31 +64,56 @@ PLOT_HOOKS: dict[str, PlotHook] = {
 }
 
 
+#: Folder of the SQL models: top-level in the checkout, package data in a wheel (setup.py).
+SQL_FOLDER = "dbt_like_sql"
+
+
 def sql_dir() -> Path:
-    """``$BETA_PIPELINE_SQL_DIR``, else ``dbt_like_sql/`` beside the package's repo root."""
+    """``$BETA_PIPELINE_SQL_DIR``; else the models shipped in the installed package
+    (``beta_pipeline/dbt_like_sql``); else ``dbt_like_sql/`` of the checkout (editable)."""
     env = os.environ.get("BETA_PIPELINE_SQL_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / "dbt_like_sql"
+    packaged = Path(beta_pipeline.__file__).resolve().parent / SQL_FOLDER
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[3] / SQL_FOLDER
 
 
-def _upstream_key(relation: str) -> dg.AssetKey:
-    if relation.startswith(f"{sql_models.MART_SCHEMA}."):
-        return dg.AssetKey(relation.split(".", 1)[1])
-    if relation not in TABLE_TO_ASSET:
-        raise ValueError(
-            f"SQL model reads {relation}, which no asset writes; known: "
-            f"{', '.join(sorted(TABLE_TO_ASSET))} and marts.*"
-        )
-    return dg.AssetKey(TABLE_TO_ASSET[relation])
+def upstream_keys(
+    model: sql_models.SqlModel,
+    writers: Mapping[str, Sequence[dg.AssetKey]],
+    models: Iterable[str] = (),
+) -> list[dg.AssetKey]:
+    """The assets a model reads: the writers of each table (from the assets' metadata, see
+    ``defs/tables.py``) and the SQL models of its ``marts.*`` relations. Raises
+    ``ValueError`` naming the model's file for a relation that nothing writes."""
+    marts = f"{sql_models.MART_SCHEMA}."
+    names = set(models)
+    keys: list[dg.AssetKey] = []
+    for relation in model.depends_on:
+        if relation.startswith(marts):
+            name = relation[len(marts):]
+            if name not in names:
+                raise ValueError(
+                    f"{model.path}: reads {relation}, but there is no SQL model "
+                    f"{name}.sql beside it"
+                )
+            found: Sequence[dg.AssetKey] = [dg.AssetKey(name)]
+        else:
+            found = writers.get(relation, ())
+            if not found:
+                raise ValueError(
+                    f"{model.path}: SQL model reads {relation}, which no asset writes (no "
+                    f"asset's {TABLES_KEY!r} metadata names it); known: "
+                    f"{', '.join(sorted(writers))} and {marts}*"
+                )
+        keys.extend(k for k in found if k not in keys)
+    return keys
 
 
-def build_sql_asset(model: sql_models.SqlModel) -> dg.AssetsDefinition:
+def build_sql_asset(model: sql_models.SqlModel, deps: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     """A Dagster asset that (re)creates ``marts.<name>`` from the model's SELECT."""
-    try:
-        deps = [_upstream_key(r) for r in model.depends_on]
-    except ValueError as err:
-        raise ValueError(f"{model.path}: {err}") from err
 
     @dg.asset(
         name=model.name,
@@ -106,7 +122,11 @@ def build_sql_asset(model: sql_models.SqlModel) -> dg.AssetsDefinition:
         kinds={"duckdb", "sql"},
         group_name=GROUP,
         description=model.description,
-        metadata={"sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```"), "path": str(model.path)},
+        metadata={
+            "sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```"),
+            "path": str(model.path),
+            **writes(model.relation),
+        },
     )
     def _asset(
         context: dg.AssetExecutionContext,
@@ -130,16 +150,12 @@ def build_sql_asset(model: sql_models.SqlModel) -> dg.AssetsDefinition:
     return _asset
 
 
-def sql_assets(folder: Path | None = None) -> list[dg.AssetsDefinition]:
-    """One asset per ``.sql`` file in ``folder`` (default :func:`sql_dir`)."""
+def sql_assets(
+    folder: Path | None = None, upstream: Iterable[dg.AssetsDefinition] = ()
+) -> list[dg.AssetsDefinition]:
+    """One asset per ``.sql`` file in ``folder`` (default :func:`sql_dir`), its deps derived
+    from the tables that ``upstream`` assets declare they write (:func:`table_writers`)."""
     models = sql_models.discover(folder or sql_dir())
-    names = {m.name for m in models}
-    prefix = f"{sql_models.MART_SCHEMA}."
-    for model in models:
-        for relation in model.depends_on:
-            if relation.startswith(prefix) and relation[len(prefix):] not in names:
-                raise ValueError(
-                    f"{model.path}: reads {relation}, but there is no SQL model "
-                    f"{relation[len(prefix):]}.sql beside it"
-                )
-    return [build_sql_asset(m) for m in models]
+    writers = table_writers(upstream)
+    names = [m.name for m in models]
+    return [build_sql_asset(m, upstream_keys(m, writers, names)) for m in models]

@@ -9,6 +9,7 @@ import dagster as dg
 
 from beta_pipeline.defs.partitions import DUCKDB_POOL
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
+from beta_pipeline.defs.tables import writes
 from beta_pipeline.defs.util import png_metadata, preview
 from beta_pipeline.lib import warehouse
 from beta_pipeline.lib.neuralbeta import baselines, scenarios, store
@@ -111,6 +112,7 @@ def synthetic_scenarios(
     pool=DUCKDB_POOL,
     kinds={"numpy", "statsmodels", "duckdb"},
     group_name=SYNTHETIC_GROUP,
+    metadata=writes("neuralbeta.baselines"),
     description="OLS, tuned EW-WLS, Kalman, Bayes and oracle betas on the synthetic test sets.",
 )
 def synthetic_baselines(
@@ -152,6 +154,7 @@ class KalmanStudyConfig(dg.Config):
     pool=DUCKDB_POOL,
     kinds={"statsmodels", "duckdb"},
     group_name=SYNTHETIC_GROUP,
+    metadata=writes("neuralbeta.kalman_study"),
     description="Kalman filter vs entire-period and rolling-30 OLS on kalman_step over many seeds.",
 )
 def kalman_study(

@@ -1,4 +1,4 @@
-"""Crypto and cross-asset study (METHODS.md section 7): neural time-varying betas of BTC,
+"""Crypto and cross-asset study (docs/methods.md): neural time-varying betas of BTC,
 ETH, LTC and BCH on FIAT (US dollar index), EQUITY (S&P 500), GOLD and ENERGY, with the
 grid search, statistics, Fama-French add-on, quartile sorts and the OLS / Kalman comparison.
 

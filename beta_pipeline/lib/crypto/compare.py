@@ -9,7 +9,8 @@
   signal-to-noise ratio shared by all coins, fitted by maximum likelihood of the filter
   over the training months (as ``fit_kalman_panel(method="pooled")`` does for one factor).
   Prior ``beta_0 ~ N(0, diag(var(y) / var(x_j)))``. For one market the filter is exactly
-  :func:`beta_pipeline.lib.estimators.kalman_filter`.
+  :func:`beta_pipeline.lib.estimators.kalman_filter` (the multi-factor filter is
+  :func:`beta_pipeline.lib.estimators.kalman_filter_multi`).
 
 Every beta dated t uses data up to t only and hedges month t+1 (the training-span
 parameters of the Kalman filter and the MLP's are fitted on the same training months).
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from beta_pipeline.lib.estimators import expanding_ols, rolling_ols
+from beta_pipeline.lib.estimators import expanding_ols, kalman_filter_multi, rolling_ols
 
 
 @dataclass(frozen=True)
@@ -34,44 +35,6 @@ class KalmanFit:
     h: np.ndarray  #: (N,)
     q: np.ndarray  #: (N, d) diagonal of Q
     p0: np.ndarray  #: (N, d) diagonal of the prior variance
-
-
-def kalman_rw(
-    y: np.ndarray,
-    x: np.ndarray,
-    q: np.ndarray,
-    h: np.ndarray,
-    alpha: np.ndarray,
-    p0: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Random-walk multi-factor filter for N series sharing the regressors.
-
-    ``y``: (T, N); ``x``: (T, d); ``q``, ``p0``: (N, d) diagonals; ``h``, ``alpha``: (N,).
-    Returns the filtered betas (T, N, d) = E[beta_t | data to t] (= the hedge for t+1) and
-    the Gaussian log-likelihood (N,). A missing y or x skips the update.
-    """
-    t_len, n = y.shape
-    d = x.shape[1]
-    a = np.zeros((n, d))
-    p = np.einsum("nd,de->nde", p0, np.eye(d))
-    qm = np.einsum("nd,de->nde", q, np.eye(d))
-    out = np.empty((t_len, n, d))
-    ll = np.zeros(n)
-    for t in range(t_len):
-        xt = x[t]
-        obs = np.isfinite(y[t]) & bool(np.isfinite(xt).all())
-        if obs.any():
-            px = p @ xt  # (N, d)
-            f = px @ xt + h  # (N,)
-            v = y[t] - alpha - a @ xt
-            k = px / f[:, None]
-            upd = obs[:, None]
-            a = np.where(upd, a + k * np.nan_to_num(v)[:, None], a)
-            p = np.where(upd[:, :, None], p - k[:, :, None] * px[:, None, :], p)
-            ll += np.where(obs, -0.5 * (np.log(2 * np.pi * f) + np.nan_to_num(v) ** 2 / f), 0.0)
-        out[t] = a
-        p = p + qm
-    return out, ll
 
 
 def _train_ols(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +62,7 @@ def fit_kalman(y: np.ndarray, x: np.ndarray, train_rows: int) -> KalmanFit:
     base = h[:, None] / var_x[None, :]
 
     def nll(log_snr: float) -> float:
-        _, ll = kalman_rw(yt, xt, 10.0**log_snr * base, h, alpha, p0)
+        _, ll = kalman_filter_multi(yt, xt, 10.0**log_snr * base, h, alpha, p0)
         return -float(ll.sum())
 
     res = optimize.minimize_scalar(nll, bounds=(-8.0, 1.0), method="bounded")
@@ -137,7 +100,7 @@ def baseline_betas(
     if kalman:
         train_rows = int((months <= pd.Timestamp(train_end)).sum())
         fit = fit_kalman(y, x, train_rows)
-        estimates["kalman"], _ = kalman_rw(y, x, fit.q, fit.h, fit.alpha, fit.p0)
+        estimates["kalman"], _ = kalman_filter_multi(y, x, fit.q, fit.h, fit.alpha, fit.p0)
         info["kalman_snr"] = fit.snr
     parts = []
     target = months + pd.offsets.MonthBegin(1)

@@ -11,7 +11,7 @@ from beta_pipeline.lib.estimators.hedging import (
     hedging_errors,
     hedging_report,
 )
-from beta_pipeline.lib.estimators.kalman import KalmanResult, kalman_filter
+from beta_pipeline.lib.estimators.kalman import KalmanResult, kalman_filter, kalman_filter_multi
 from beta_pipeline.lib.estimators.kalman_mle import (
     KalmanParams,
     fit_kalman_mle,
@@ -63,6 +63,7 @@ __all__ = [
     "hedging_report",
     "kalman_betas",
     "kalman_filter",
+    "kalman_filter_multi",
     "pivot_betas",
     "pivot_returns",
     "rolling_ols",

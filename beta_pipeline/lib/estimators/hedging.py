@@ -1,4 +1,4 @@
-"""Next-day hedging errors and their RMSE (the headline metric of METHODS.md §1).
+"""Next-day hedging errors and their RMSE (the headline metric, docs/methods.md).
 
 ``e_{t+1} = y_{t+1} - <beta_t, x_{t+1}>``: the beta dated t (estimated with data up to t) is
 applied to the factor returns of the NEXT row of the date index (the factors' calendar, not

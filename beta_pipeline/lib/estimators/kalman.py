@@ -204,3 +204,42 @@ def _intercept_state_filter(
         loglike=ll if loglike else np.full(n, np.nan),
         n_obs=_count_obs(obs),
     )
+
+
+def kalman_filter_multi(
+    y: np.ndarray,
+    x: np.ndarray,
+    q: np.ndarray,
+    h: np.ndarray,
+    alpha: np.ndarray,
+    p0: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random-walk multi-factor filter for N series sharing the regressors (d betas per
+    series; for d = 1 it is :func:`kalman_filter` with ``beta0 = 0``).
+
+    ``y``: (T, N); ``x``: (T, d); ``q``, ``p0``: (N, d) diagonals; ``h``, ``alpha``: (N,).
+    Returns the filtered betas (T, N, d) = E[beta_t | data to t] (= the hedge for t+1) and
+    the Gaussian log-likelihood (N,). A missing y or x skips the update.
+    """
+    t_len, n = y.shape
+    d = x.shape[1]
+    a = np.zeros((n, d))
+    p = np.einsum("nd,de->nde", p0, np.eye(d))
+    qm = np.einsum("nd,de->nde", q, np.eye(d))
+    out = np.empty((t_len, n, d))
+    ll = np.zeros(n)
+    for t in range(t_len):
+        xt = x[t]
+        obs = np.isfinite(y[t]) & bool(np.isfinite(xt).all())
+        if obs.any():
+            px = p @ xt  # (N, d)
+            f = px @ xt + h  # (N,)
+            v = y[t] - alpha - a @ xt
+            k = px / f[:, None]
+            upd = obs[:, None]
+            a = np.where(upd, a + k * np.nan_to_num(v)[:, None], a)
+            p = np.where(upd[:, :, None], p - k[:, :, None] * px[:, None, :], p)
+            ll += np.where(obs, -0.5 * (np.log(2 * np.pi * f) + np.nan_to_num(v) ** 2 / f), 0.0)
+        out[t] = a
+        p = p + qm
+    return out, ll

@@ -1,1 +1,1 @@
-"""NeuralBeta (METHODS.md): experiments, synthetic data, baselines, evaluation, figures."""
+"""NeuralBeta (docs/methods.md): experiments, synthetic data, baselines, evaluation, figures."""

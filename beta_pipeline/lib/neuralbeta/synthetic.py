@@ -1,4 +1,4 @@
-"""Seeded synthetic beta scenarios of the NeuralBeta paper (METHODS.md §4).
+"""Seeded synthetic beta scenarios of the NeuralBeta paper (docs/methods.md, Synthetic scenarios).
 
 Every generator returns arrays ``x [n, h+1, d]``, ``y [n, h+1]`` and ``beta [n, h+1, d]``:
 steps ``0..h-1`` are the lookback window, step ``h`` is the target (the hedge is evaluated on

@@ -1,7 +1,5 @@
 """Helpers of the ``test_storage_*`` modules: an instance from a home's generated config and a
 run-independent snapshot of what a backfill recorded in it (materializations, check results).
-
-No tests here (pytest collects the module and finds none), as ``test_defs_support``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Helpers shared by the test_sources_* modules (imported explicitly; not a pytest conftest)."""
+"""Helpers of the ``test_sources_*`` modules: config writers, error assertions, a network
+block, and the shared-data switch of the shipped configs."""
 
 from __future__ import annotations
 
-import os
 import socket
 import textwrap
 from pathlib import Path
@@ -10,22 +10,12 @@ from pathlib import Path
 import pytest
 
 from beta_pipeline.lib.errors import DataValidationError
-
-
-def shared_data_dir() -> Path | None:
-    """``$BETA_PIPELINE_DATA_DIR`` or ``shared/data`` beside the repository, if present."""
-    env = os.environ.get("BETA_PIPELINE_DATA_DIR")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data")
-    for c in candidates:
-        if (c / "all_stocks_5yr.csv.gz").is_file():
-            return c.resolve()
-    return None
+from beta_pipeline_tests.support.paths import KAGGLE_STOCKS, shared_data_dir
 
 
 def require_shared_data(monkeypatch: pytest.MonkeyPatch) -> Path:
     """Skip the test when shared/data is absent; else point the shipped configs at it."""
-    found = shared_data_dir()
+    found = shared_data_dir(KAGGLE_STOCKS)
     if found is None:
         pytest.skip(
             "shared/data not found (set BETA_PIPELINE_DATA_DIR or put shared/data beside the "

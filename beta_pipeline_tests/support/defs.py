@@ -1,9 +1,9 @@
 """Helpers shared by the ``test_defs_*`` modules: build definitions bound to test resources,
 run a job over a partition or a range, read the warehouse, write tiny csv sources.
 
-No tests here (pytest collects the module and finds none). The jobs are run restricted to
-the ingestion and returns assets (and their checks), the layer these tests cover, so that a
-run does not depend on other domains' assets sharing the same jobs.
+The jobs are run restricted to the ingestion and returns assets (and their checks), the layer
+these tests cover, so that a run does not depend on other domains' assets sharing the same
+jobs.
 """
 
 from __future__ import annotations
@@ -18,15 +18,12 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from beta_pipeline.definitions import ASSETS, build_definitions
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse, PriceSourceResource
 from beta_pipeline.lib.warehouse import TABLES, open_warehouse
 from beta_pipeline.settings import ensure_home
+from beta_pipeline_tests.support.tags import partition_range_tags
 
 #: Groups whose assets the runs of these tests materialize.
 GROUPS = ("ingestion", "returns")
@@ -86,10 +83,7 @@ def run(
     assert selection, f"{job_name} has none of {sorted(k.to_user_string() for k in wanted)}"
     tags: dict[str, str] = {}
     if first is not None:
-        tags = {
-            ASSET_PARTITION_RANGE_START_TAG: first,
-            ASSET_PARTITION_RANGE_END_TAG: last or first,
-        }
+        tags = partition_range_tags(first, last)
     return job.execute_in_process(
         instance=instance or dg.DagsterInstance.ephemeral(),
         partition_key=key,
@@ -244,7 +238,7 @@ def csv_config(folder: Path, prices_file: str, market_file: str, name: str = "cf
 @contextlib.contextmanager
 def module_home(home: Path) -> Iterator[Path]:
     """A fresh BETA_PIPELINE_HOME and DAGSTER_HOME at ``home`` for a module-scoped fixture
-    (conftest's ``home`` fixture is per test)."""
+    (the ``home`` fixture is per test)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BETA_PIPELINE_HOME", str(home))
         mp.setenv("DAGSTER_HOME", str(home / "dagster_home"))
@@ -254,7 +248,8 @@ def module_home(home: Path) -> Iterator[Path]:
         yield home
 
 
-#: csv-source config of the slices written by :func:`write_shared_slices`.
+#: csv-source config of the slices written by :func:`write_shared_slices` (with ``ff5``,
+#: :data:`FF5_MARKET` follows the FF3 entry).
 SHARED_SLICE_CONFIG = """
 version: 1
 description: slices of shared/data (Kaggle S&P 500, ^GSPC, FF3 daily)
@@ -275,6 +270,22 @@ market:
     date_format: "%Y-%m-%d"
     series: {mkt_level: Adj Close}
 """
+#: The market entry of the daily FF5 slice (the factors FF3 lacks).
+FF5_MARKET = """
+  - path: ff5.csv
+    date_format: "%Y-%m-%d"
+    units: percent
+    series: {rmw: RMW, cma: CMA}
+"""
+
+
+def shared_slice_config(ff5: bool = False) -> str:
+    """:data:`SHARED_SLICE_CONFIG`, with the FF5 market entry after FF3's when ``ff5``."""
+    if not ff5:
+        return SHARED_SLICE_CONFIG.lstrip()
+    head, gspc = SHARED_SLICE_CONFIG.split("  - path: gspc.csv\n")
+    head = head.replace("FF3 daily)", "FF3 and FF5 daily)")
+    return (head + FF5_MARKET.lstrip("\n") + "  - path: gspc.csv\n" + gspc).lstrip()
 
 
 def write_shared_slices(
@@ -282,10 +293,12 @@ def write_shared_slices(
     folder: Path,
     windows: Sequence[tuple[str, str]],
     symbols: Sequence[str] | None = None,
+    *,
+    ff5: bool = False,
 ) -> Path:
-    """The Kaggle stocks (all, or ``symbols``), ^GSPC and daily FF3 inside the inclusive
-    date ``windows``, as CSVs in the files' own layouts under ``folder``, and the csv-source
-    config reading them (returned)."""
+    """The Kaggle stocks (all, or ``symbols``), ^GSPC and daily FF3 (and FF5 when ``ff5``)
+    inside the inclusive date ``windows``, as CSVs in the files' own layouts under
+    ``folder``, and the csv-source config reading them (returned)."""
 
     def keep(dates: pd.Series) -> pd.Series:
         inside = pd.Series(False, index=dates.index)
@@ -299,8 +312,9 @@ def write_shared_slices(
     stocks.loc[keep(stocks["date"])].to_csv(folder / "stocks.csv", index=False)
     gspc = pd.read_csv(data / "gspc_daily.csv.gz", dtype={"Date": str})
     gspc.loc[keep(gspc["Date"])].to_csv(folder / "gspc.csv", index=False)
-    ff3 = pd.read_csv(data / "ff3_daily.csv.gz", dtype={"date": str})
-    ff3.loc[keep(ff3["date"])].to_csv(folder / "ff3.csv", index=False)
+    for name in ("ff3", "ff5") if ff5 else ("ff3",):
+        frame = pd.read_csv(data / f"{name}_daily.csv.gz", dtype={"date": str})
+        frame.loc[keep(frame["date"])].to_csv(folder / f"{name}.csv", index=False)
     config = folder / "shared_slice.yaml"
-    config.write_text(SHARED_SLICE_CONFIG.lstrip())
+    config.write_text(shared_slice_config(ff5))
     return config

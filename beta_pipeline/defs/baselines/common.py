@@ -1,0 +1,3 @@
+"""Shared by the baseline assets."""
+
+GROUP = "baselines"
