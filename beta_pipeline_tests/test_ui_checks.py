@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from beta_pipeline.defs.quality import model_checks as mc
 from beta_pipeline.defs.util import materialize_result, plot_entries
 from beta_pipeline.lib import plots
 from beta_pipeline.lib.nn.data import ArrayWindows
+from beta_pipeline.lib.quality import CheckOutcome, beta_rules, model_rules
 
 DATES = pd.bdate_range("2021-01-04", periods=5)
 
@@ -35,8 +35,8 @@ def _sessions(n: int = 5, history: int = 100) -> pd.DataFrame:
     return pd.DataFrame({"date": DATES[:n], "history": np.arange(history, history + n)})
 
 
-def _outcomes(betas: pd.DataFrame, sessions: pd.DataFrame, **kw) -> dict[str, mc.CheckOutcome]:
-    return {o.check_name: o for o in mc.check_daily_betas(betas, sessions, **kw)}
+def _outcomes(betas: pd.DataFrame, sessions: pd.DataFrame, **kw) -> dict[str, CheckOutcome]:
+    return {o.check_name: o for o in beta_rules.check_daily_betas(betas, sessions, **kw)}
 
 
 def test_clean_betas_pass() -> None:
@@ -78,18 +78,19 @@ def _checkpoint(tmp_path: Path, value: float) -> str:
 
 
 def test_model_with_nan_weights_fails(tmp_path: Path) -> None:
-    out = {o.check_name: o for o in mc.check_model_run(_checkpoint(tmp_path, np.nan), 1.0, 1.1)}
+    run = model_rules.check_model_run(_checkpoint(tmp_path, np.nan), 1.0, 1.1)
+    out = {o.check_name: o for o in run}
     assert not out["weights_finite"].passed and out["weights_finite"].severity == "error"
     assert "w" in out["weights_finite"].details
 
 
 def test_model_vs_ols(tmp_path: Path) -> None:
     ckpt = _checkpoint(tmp_path, 0.5)
-    good = {o.check_name: o for o in mc.check_model_run(ckpt, 0.9, 1.0)}
+    good = {o.check_name: o for o in model_rules.check_model_run(ckpt, 0.9, 1.0)}
     assert good["weights_finite"].passed and good["val_not_worse_than_ols"].passed
-    bad = {o.check_name: o for o in mc.check_model_run(ckpt, 1.2, 1.0)}
+    bad = {o.check_name: o for o in model_rules.check_model_run(ckpt, 1.2, 1.0)}
     assert not bad["val_not_worse_than_ols"].passed
-    unknown = {o.check_name: o for o in mc.check_model_run(ckpt, 1.2, None)}
+    unknown = {o.check_name: o for o in model_rules.check_model_run(ckpt, 1.2, None)}
     assert unknown["val_not_worse_than_ols"].passed  # nothing recorded: not judged
 
 
@@ -97,9 +98,9 @@ def test_window_ols_rmse_is_exact_on_a_linear_relation() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 21, 1))
     y = 1.5 * x[..., 0]
-    assert mc.window_ols_rmse(ArrayWindows(x, y)) == pytest.approx(0.0, abs=1e-6)
+    assert model_rules.window_ols_rmse(ArrayWindows(x, y)) == pytest.approx(0.0, abs=1e-6)
     noisy = y + rng.normal(scale=0.1, size=y.shape)
-    assert 0.05 < mc.window_ols_rmse(ArrayWindows(x, noisy), batch=7) < 0.2
+    assert 0.05 < model_rules.window_ols_rmse(ArrayWindows(x, noisy), batch=7) < 0.2
 
 
 def test_png_fits_the_budget(tmp_path: Path) -> None:
@@ -171,9 +172,12 @@ def test_the_sql_aggregates_give_the_frame_rules_outcomes(tmp_path: Path) -> Non
         conn.register("frame", rows)
         conn.execute("INSERT INTO betas.daily SELECT * FROM frame")
     start, end = DATES[0], DATES[-1] + pd.Timedelta(days=1)
-    suspects, present, seen, _ = mc.read_daily_betas(db, start, end, mc.MAX_ABS_BETA)
-    from_sql = mc.evaluate_daily_betas(suspects, present, seen, _sessions())
-    from_frame = mc.check_daily_betas(frame, _sessions())
+    with db.reader() as conn:
+        suspects, present, seen, _ = beta_rules.read_daily_betas(
+            conn, start, end, beta_rules.MAX_ABS_BETA
+        )
+    from_sql = beta_rules.evaluate_daily_betas(suspects, present, seen, _sessions())
+    from_frame = beta_rules.check_daily_betas(frame, _sessions())
     assert [(o.check_name, o.passed, o.n_rows) for o in from_sql] == [
         (o.check_name, o.passed, o.n_rows) for o in from_frame
     ]

@@ -7,7 +7,6 @@ import pandas as pd
 
 from beta_pipeline.defs.neuralbeta.common import GROUP
 from beta_pipeline.defs.partitions import DUCKDB_POOL
-from beta_pipeline.defs.quality.model_checks import window_ols_rmse
 from beta_pipeline.defs.resources import ArtifactStore, DuckDBWarehouse
 from beta_pipeline.defs.synthetic import load_scenario
 from beta_pipeline.defs.tables import writes
@@ -15,6 +14,7 @@ from beta_pipeline.defs.util import png_metadata
 from beta_pipeline.lib import warehouse
 from beta_pipeline.lib.neuralbeta import store, training
 from beta_pipeline.lib.neuralbeta.experiments import EXPERIMENTS, MODELS, SYNTHETIC_EXPERIMENTS
+from beta_pipeline.lib.quality.model_rules import window_ols_rmse
 
 if TYPE_CHECKING:  # torch and lightning load only where a model is trained
     from beta_pipeline.lib.nn import NeuralBetaDataModule, TrainResult
@@ -82,7 +82,7 @@ def _metadata(
     split: SplitEnds,
     corr: float,
 ) -> dict[str, object]:
-    """Metadata of a training run (``ols_val_rmse_y``: see defs/quality/model_checks.py)."""
+    """Metadata of a training run (``ols_val_rmse_y``: see lib/quality/model_rules.py)."""
     return {
         "run_id": run_id,
         "checkpoint": res.checkpoint_path,
