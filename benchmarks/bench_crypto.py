@@ -7,7 +7,8 @@ Run from the repository root (``../shared/data`` beside it, or ``--data-dir``)::
     python benchmarks/bench_crypto.py
     python benchmarks/bench_crypto.py --replicates 5 --epochs 300
 
-Prints wall and CPU time (total and per step), the best configuration per market, the
+Prints wall and CPU time and peak RSS (total and per step: the RSS sampled between the
+step's start and success events), the best configuration per market, the
 test-span hedging RMSE of MLP vs rolling / expanding OLS, Kalman and no hedge, the
 Fama-French add-on, beta statistics and quartile sorts. Writes ``benchmarks/results/
 crypto.md`` (and ``.json``). The warehouse is a temporary one (``--keep`` keeps it).
@@ -18,17 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness import Meter, gib, machine, write_results  # noqa: E402
 
 
 def _md(frame: pd.DataFrame, fmt: str = ".4f") -> str:
@@ -76,17 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     if neural:
         run_config["ops"] = {"crypto_neural_betas": {"config": neural}}
     instance = dg.DagsterInstance.get()
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    result = defs.resolve_job_def("crypto_job").execute_in_process(
-        instance=instance, run_config=run_config, raise_on_error=False
-    )
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    info = machine("dagster", "torch", "duckdb")
+    meter = Meter(timeline=True)
+    with meter.phase("crypto_job"):
+        result = defs.resolve_job_def("crypto_job").execute_in_process(
+            instance=instance, run_config=run_config, raise_on_error=False
+        )
+    measured = meter.close()
+    job = measured["phases"]["crypto_job"]
+    wall, cpu, peak = job["wall"], job["cpu"], gib(measured["vmhwm_kib"])
     if not result.success:
         for ev in result.get_step_failure_events():
             print(f"{ev.step_key}: {ev.event_specific_data.error.message}", file=sys.stderr)
         return 1
     starts: dict[str, float] = {}
     steps: dict[str, float] = {}
+    step_rss: dict[str, float] = {}  # GiB, steps run one after another in-process
     for entry in instance.all_logs(result.run_id):
         ev = entry.dagster_event
         if ev is None or entry.step_key is None:
@@ -94,9 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         if ev.event_type_value == "STEP_START":
             starts[entry.step_key] = entry.timestamp
         elif ev.event_type_value == "STEP_SUCCESS" and entry.step_key in starts:
-            steps[entry.step_key] = entry.timestamp - starts[entry.step_key]
+            t0 = starts[entry.step_key]
+            steps[entry.step_key] = entry.timestamp - t0
+            step_rss[entry.step_key] = gib(meter.peak_between(t0, entry.timestamp))
     step_table = pd.DataFrame(
-        sorted(steps.items(), key=lambda kv: -kv[1]), columns=["step", "seconds"]
+        [(k, v, step_rss[k]) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])],
+        columns=["step", "seconds", "peak RSS GiB"],
     )
 
     with open_warehouse(db, read_only=True) as conn:
@@ -141,16 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Crypto and cross-asset study: benchmark",
         "",
-        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
-        f"(torch on 1 thread); python {platform.python_version()}",
+        f"- machine: {info['processor']}, {info['cores']} CPUs (torch on 1 thread), load "
+        f"average {info['load'][0]:.1f} at the start; python {info['python']}",
         f"- crypto_job (11 assets, 3 check suites), csv source on {data}",
         f"- training: {options}",
-        f"- **wall {wall:.1f} s, CPU {cpu:.1f} s** (in-process Dagster run, all steps)",
+        f"- **wall {wall:.1f} s, CPU {cpu:.1f} s, peak RSS {peak:.2f} GiB** (in-process "
+        "Dagster run, all steps)",
         f"- test span: {n_test['lo'].iloc[0]:%Y-%m}..{n_test['hi'].iloc[0]:%Y-%m}, "
         f"{int(n_test['n'].iloc[0])} coin-months per method",
         "",
-        "## Steps (wall seconds)",
-        _md(step_table, ".1f"),
+        "## Steps (wall seconds, peak RSS sampled during the step)",
+        _md(step_table, ".2f"),
         "",
         "## Best configuration per market (lowest validation RMSE)",
         _md(best),
@@ -175,20 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     ]
     text = "\n".join(lines)
     print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(text + "\n")
-    out.with_suffix(".json").write_text(
-        json.dumps(
-            {
-                "wall_s": wall, "cpu_s": cpu, "steps": steps, "options": options,
-                "best": best.to_dict(orient="records"),
-                "test_rmse": test.to_dict(orient="records"),
-                "ff5": ff5.to_dict(orient="records"),
-            },
-            indent=1, default=str,
-        )
-    )
+    data = {
+        "wall_s": wall, "cpu_s": cpu, "peak_rss_gib": peak, "steps": steps,
+        "step_peak_rss_gib": step_rss, "machine": info, "options": options,
+        "best": best.to_dict(orient="records"),
+        "test_rmse": test.to_dict(orient="records"),
+        "ff5": ff5.to_dict(orient="records"),
+    }
+    for path in write_results(Path(args.out), text, data):
+        print(f"written: {path}")
     if args.keep:
         print(f"\nwarehouse kept in {home}")
     else:

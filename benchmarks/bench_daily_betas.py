@@ -1,5 +1,5 @@
 """End-to-end benchmark of the ``daily_betas`` backfill: DuckDB read -> pivot -> estimators ->
-long rows -> DuckDB write, exactly the path the asset runs, on a synthetic panel.
+Arrow batches -> DuckDB write, the path the asset runs, on a synthetic panel.
 
 Run from the repository root::
 
@@ -13,21 +13,22 @@ Steps (each in a fresh child process, so peak RSS is per step):
    late listings, 10 % delistings, 0.5 % missing days) written into ``returns.daily`` and
    the Fama-French-like series into ``raw.market`` of a temporary DuckDB file with the
    project's warehouse module.
-2. ``run`` per estimator set (timed): the asset's core path with fixed parameters (EW
-   half-life and Kalman q/h given, no tuning): ``beta_tables.read_returns_wide``,
-   ``factor_frame`` + ``Panel.from_wide``, ``beta_tables.estimate_arrow`` and
-   ``warehouse.replace_window_chunks`` into ``betas.daily`` over the whole history
-   (``--path frames``: the earlier path, ``.df()``, ``Panel.build`` and ``estimate``'s long
-   frames), timed per phase (wall and process CPU) with the peak RSS of each phase (a
-   sampling thread on /proc/self/status) and of the process.
+2. ``run`` per estimator set (timed): the asset's core path over the whole history with
+   fixed parameters (EW half-life and Kalman q/h given, no tuning):
+   ``beta_tables.read_returns_wide``, ``factor_frame`` + ``Panel.from_wide``,
+   ``beta_tables.estimate_arrow`` and ``warehouse.replace_window_chunks`` into
+   ``betas.daily``. Phases are timed from the outside (wall, process CPU, peak RSS): the
+   calls above, each ``next()`` of ``estimate_arrow`` (one estimator), each record batch
+   DuckDB pulls from a piece (in the insert thread) and each statement the write executes
+   (a pass-through connection).
 3. ``leaderboard``: ``hedging_sql.leaderboard`` on the written table.
-4. ``tune``: the asset's tuning work (EW half-life grid, Kalman MLE on the training rows),
-   timed separately.
+4. ``tune``: the asset's tuning work (EW half-life grid, Kalman MLE on the training rows of
+   the tuning span), timed separately.
 
 ``--checksum FILE`` writes per (model, estimator, factor) row counts and an exact hash of
 every written value (and a sample of rows) so two code versions can be compared bit for bit;
-``--compare FILE`` checks against such a file. Results go to ``benchmarks/results/
-daily_betas[_quick].md`` and ``.json``.
+``--compare FILE`` checks against such a file (and measures the sampled rows' differences).
+Results go to ``benchmarks/results/daily_betas[_quick][_TAG].md`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -35,11 +36,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,166 +49,37 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness import (  # noqa: E402
+    Meter,
+    effective_cores,
+    gib,
+    in_child,
+    machine,
+    md_table,
+    write_results,
+)
+
 from beta_pipeline.lib import beta_tables, hedging_sql, warehouse  # noqa: E402
 
 FF_SERIES = ("mkt_rf", "smb", "hml", "rmw", "cma")
 EW_HALF_LIFE = 42.0  # fixed half-life in the timed run (the asset tunes it once, then stores)
 KALMAN_Q, KALMAN_H = 2e-6, 4e-4  # fixed Kalman variances in the timed run
+#: the tuning step's settings: DailyBetasConfig's defaults (ewm_half_life_grid, tuning_sessions)
+EW_GRID, TUNING_SESSIONS = [5.0, 10.0, 21.0, 42.0, 63.0, 126.0, 252.0], 504
 SETS = {"ols": "ols_60, ols_252", "full": "beta_tables.daily_specs() (9 estimators)"}
 TARGET_S, TARGET_GB = 60.0, 8.0
-
-
-# ----------------------------------------------------------------------------- measuring
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-class Meter:
-    """Wall/CPU seconds and peak RSS per named phase (phases may repeat and accumulate).
-
-    A daemon thread samples VmRSS every ``interval`` seconds and raises the peak of every
-    open phase; the process peak is VmHWM (kernel high-water mark) at the end.
-    """
-
-    def __init__(self, interval: float = 0.02, abort_gib: float | None = None) -> None:
-        self.abort_kib = abort_gib * 2**20 if abort_gib else None
-        self.phases: dict[str, dict[str, float]] = {}
-        self.open: dict[str, int] = {}
-        self.interval = interval
-        self.peak_kib = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self.interval):
-            kib = _status_kib("VmRSS")
-            self._bump(kib)
-            if self.abort_kib and kib > self.abort_kib:  # protect a shared machine
-                open_now = ", ".join(self.open)
-                print(f"ABORT: RSS {kib / 2**20:.1f} GiB > --rss-abort in {open_now}", flush=True)
-                out = os.environ.get("BENCH_OUT")
-                if out:
-                    with open(out, "w") as fh:
-                        json.dump({"failed": 3, "aborted_in": open_now,
-                                   "abort_rss_kib": kib, "partial": self.phases}, fh)
-                os._exit(3)
-
-    def _bump(self, kib: int) -> None:
-        with self._lock:
-            self.peak_kib = max(self.peak_kib, kib)
-            for name in self.open:
-                ph = self.phases[name]
-                ph["rss_kib"] = max(ph["rss_kib"], kib)
-
-    def _get(self, name: str) -> dict[str, float]:
-        return self.phases.setdefault(
-            name, {"wall": 0.0, "cpu": 0.0, "rss_kib": 0, "rows": 0, "calls": 0}
-        )
-
-    def start(self, name: str) -> tuple[str, float, float]:
-        with self._lock:
-            self._get(name)
-            self.open[name] = self.open.get(name, 0) + 1
-        self._bump(_status_kib("VmRSS"))
-        return name, time.perf_counter(), time.process_time()
-
-    def stop(self, token: tuple[str, float, float], rows: int = 0) -> float:
-        name, w0, c0 = token
-        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-        self._bump(_status_kib("VmRSS"))
-        with self._lock:
-            ph = self.phases[name]
-            ph["wall"] += wall
-            ph["cpu"] += cpu
-            ph["rows"] += rows
-            ph["calls"] += 1
-            self.open[name] -= 1
-            if not self.open[name]:
-                del self.open[name]
-        return wall
-
-    def add(self, name: str, wall: float, cpu: float, rows: int = 0) -> None:
-        """Account time measured elsewhere (e.g. a remainder) to a phase."""
-        with self._lock:
-            ph = self._get(name)
-            ph["wall"] += wall
-            ph["cpu"] += cpu
-            ph["rows"] += rows
-
-    def phase(self, name: str):
-        meter = self
-
-        class _Ctx:
-            rows = 0
-
-            def __enter__(self):
-                self.tok = meter.start(name)
-                return self
-
-            def __exit__(self, *exc):
-                meter.stop(self.tok, self.rows)
-
-        return _Ctx()
-
-    def close(self) -> dict[str, Any]:
-        self._stop.set()
-        self._thread.join()
-        return {
-            "phases": self.phases,
-            "peak_sampled_kib": self.peak_kib,
-            "vmhwm_kib": _status_kib("VmHWM"),
-            "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        }
-
-
-class TimedConn:
-    """Pass-through DuckDB connection that times execute() by statement kind."""
-
-    def __init__(self, conn, meter: Meter) -> None:
-        self._conn, self._meter = conn, meter
-
-    def execute(self, sql: str, *args: Any):
-        kind = sql.split(None, 1)[0].upper()
-        name = {
-            "DELETE": "write: DELETE window",
-            "INSERT": "write: INSERT",
-            "COMMIT": "write: COMMIT",
-            "BEGIN": "write: BEGIN",
-        }.get(kind, f"write: {kind}")
-        tok = self._meter.start(name)
-        try:
-            return self._conn.execute(sql, *args)
-        finally:
-            self._meter.stop(tok)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-
-def _burn(seconds: float) -> int:
-    end, n = time.perf_counter() + seconds, 0
-    while time.perf_counter() < end:
-        n += 1
-    return n
-
-
-def effective_cores(seconds: float = 1.0) -> float:
-    """CPU capacity this process gets right now: the work two busy processes do in
-    ``seconds`` over the work one does (2.0 on two free cores; other jobs lower it)."""
-    import multiprocessing as mp
-
-    one = _burn(seconds)
-    with mp.get_context("fork").Pool(2) as pool:
-        two = sum(pool.map(_burn, [seconds, seconds]))
-    return round(two / one, 2)
+READ = "read (beta_tables.read_returns_wide + raw.market)"
+PIVOT = "pivot (factor_frame + Panel.from_wide)"
+BATCHES = "arrow batches (cut from the arrays, in the insert thread)"
+WRITE_REST = (
+    "write: replace_window_chunks in the main thread, generator excluded (DELETE, COMMIT, "
+    "waits for the insert thread)"
+)
+GENERATOR = "(pieces generator)"
+TOTAL = "total"
+#: table order of the phases (by prefix); others follow in the order they were recorded
+ORDER = ("read", "pivot", "estimate: ", "arrow batches", "write: connect", "write: BEGIN",
+         "write: DELETE", "write: INSERT", "write: COMMIT", "write: repl", "write: ")
 
 
 # ----------------------------------------------------------------------------- data
@@ -235,10 +104,10 @@ def synthetic(n: int, t: int, seed: int = 0) -> dict[str, Any]:
     return {"y": y, "f": f, "dates": pd.bdate_range("1995-01-02", periods=t)}
 
 
-def setup(db: Path, n: int, t: int) -> dict[str, Any]:
+def setup(db: str, stocks: int, days: int) -> dict[str, Any]:
     """Write returns.daily and raw.market into ``db`` with the warehouse module."""
     t0 = time.perf_counter()
-    d = synthetic(n, t)
+    d = synthetic(stocks, days)
     y, f, dates = d["y"], d["f"], d["dates"]
     rf = 0.0001
     # long rows in (symbol, date) order: prev_date is the symbol's previous observed date
@@ -251,25 +120,24 @@ def setup(db: Path, n: int, t: int) -> dict[str, Any]:
     prev_date = dates.to_numpy()[prev].astype("datetime64[ns]")
     prev_date[first] = np.datetime64("NaT")
     ret = ret_excess + rf
-    mkt_excess = f[:, 0]
     frame = pd.DataFrame(
         {
             "date": dates.to_numpy()[t_idx],
             "symbol": pd.Categorical.from_codes(
-                s_idx.astype(np.int32), categories=[f"S{i:05d}" for i in range(n)]
+                s_idx.astype(np.int32), categories=[f"S{i:05d}" for i in range(stocks)]
             ),
             "prev_date": prev_date,
             "ret": ret,
             "log_ret": np.log1p(ret),
             "ret_excess": ret_excess,
-            "mkt_excess": mkt_excess[t_idx],
+            "mkt_excess": f[:, 0][t_idx],
         }
     )
     n_rows = len(frame)
     market = pd.DataFrame(
         {
             "date": np.tile(dates.to_numpy(), len(FF_SERIES)),
-            "series": np.repeat(np.array(FF_SERIES, dtype=object), t),
+            "series": np.repeat(np.array(FF_SERIES, dtype=object), days),
             "value": f.T.reshape(-1),
         }
     )
@@ -280,11 +148,11 @@ def setup(db: Path, n: int, t: int) -> dict[str, Any]:
         conn.execute("CHECKPOINT")
     return {
         "rows": n_rows,
-        "cells": n * t,
+        "cells": stocks * days,
         "start": str(lo.date()),
         "end": str(hi.date()),
         "seconds": time.perf_counter() - t0,
-        "db_mib": db.stat().st_size / 2**20,
+        "db_mib": Path(db).stat().st_size / 2**20,
     }
 
 
@@ -311,166 +179,81 @@ def specs_for(which: str) -> list[beta_tables.EstimatorSpec]:
 
 # ----------------------------------------------------------------------------- steps
 
-READ_SQL = (
-    "SELECT date, symbol, ret_excess, mkt_excess FROM returns.daily WHERE date < ? "
-    "ORDER BY date, symbol"
-)
+
+class TimedConn:
+    """Pass-through DuckDB connection timing ``execute()`` by statement kind (the write's
+    BEGIN, DELETE, INSERT (in the insert thread), COMMIT and memory settings)."""
+
+    def __init__(self, conn: Any, meter: Meter) -> None:
+        self._conn, self._meter = conn, meter
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        kind = sql.split(None, 1)[0].upper()
+        name = "write: DELETE window" if kind == "DELETE" else f"write: {kind}"
+        with self._meter.phase(name):
+            return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
 
 
 def run(
-    db: Path, which: str, models: list[str], start: str, end: str,
-    overlap: bool | None = None, read: str = "asset", path: str = "arrow",
+    db: str, which: str, models: list[str], start: str, end: str,
+    overlap: bool | None = None, abort_gib: float | None = None,
 ) -> dict[str, Any]:
-    """The asset's core path on the whole history, instrumented per phase.
-
-    ``path="arrow"`` (what daily_betas does): ``read_returns_wide`` + ``Panel.from_wide`` +
-    ``estimate_arrow`` (record batches cut from the estimators' arrays inside the insert);
-    ``path="frames"`` (the asset before): ``read`` ("asset": ``.df()``, or "arrow":
-    ``read_returns``) + ``Panel.build`` + ``estimate``'s long frames."""
-    if path == "arrow":
-        read = "wide"
-    meter = Meter(abort_gib=_abort_gib())
+    """The asset's core path on the whole history, timed per phase (see the docstring)."""
+    meter = Meter(abort_gib=abort_gib)
     lo, hi = pd.Timestamp(start), pd.Timestamp(end)
     specs = specs_for(which)
     load0 = os.getloadavg()
-    tok_total = meter.start("total")
-
-    # estimator and unpivot time inside beta_tables.estimate (module-level names)
-    unpivot_name = "_unpivot" if hasattr(beta_tables, "_unpivot") else "unpivot"
-    orig_run, orig_unpivot = beta_tables._run, getattr(beta_tables, unpivot_name)
-
-    observed: dict[int, int] = {}
-
-    def timed_run(panel, spec, *a, **kw):
-        tok = meter.start(f"estimate: {spec.name}")
-        try:
-            return orig_run(panel, spec, *a, **kw)
-        finally:
-            meter.stop(tok, observed.get(id(panel), 0))
-
-    def timed_unpivot(*a, **kw):
-        tok = meter.start("unpivot (wide arrays -> long columns)")
-        out = orig_unpivot(*a, **kw)
-        meter.stop(tok, len(out))
-        return out
-
-    beta_tables._run = timed_run
-    setattr(beta_tables, unpivot_name, timed_unpivot)
-    orig_batches = getattr(beta_tables, "_arrow_batches", None)
-    batches_name = "arrow batches (cut from the arrays, in the insert thread)"
-
-    def timed_batches(*a, **kw):
-        gen = orig_batches(*a, **kw)
-        while True:
-            tok = meter.start(batches_name)
-            try:
-                batch = next(gen)
-            except StopIteration:
-                meter.stop(tok)
-                return
-            meter.stop(tok, batch.num_rows)
-            yield batch
-
-    if orig_batches is not None:
-        beta_tables._arrow_batches = timed_batches
-
-    if read == "wide":
-        tok = meter.start("read (asset: beta_tables.read_returns_wide: codes, numpy pivot)")
-    elif read == "asset":
-        tok = meter.start("read (asset: SELECT ... ORDER BY, .df(), to_datetime)")
-    else:
-        tok = meter.start("read (beta_tables.read_returns: Arrow, categorical symbol)")
-    with warehouse.open_warehouse(db, read_only=True) as conn:
-        if read == "wide":
+    total = meter.start(TOTAL)
+    with meter.phase(READ) as ph:
+        with warehouse.open_warehouse(db, read_only=True) as conn:
             wide = beta_tables.read_returns_wide(conn, hi)
-        elif read == "asset":
-            returns = conn.execute(READ_SQL, [hi.date()]).df()
-        else:
-            returns = beta_tables.read_returns(conn, hi)
-        market = warehouse.read_window(conn, "raw.market", None, hi)
-    if read == "wide":
-        returns = wide.date_frame()
-        n_in = wide.rows
-    else:
-        if read == "asset":
-            returns["date"] = pd.to_datetime(returns["date"])
-        n_in = len(returns)
-    meter.stop(tok, n_in)
-    pieces_out: list[Any] = []
+            market = warehouse.read_window(conn, "raw.market", None, hi)
+        ph.rows = n_in = wide.rows
+    calendar = wide.date_frame()
+    written: list[warehouse.ArrowPiece] = []
 
-    gen_wall = [0.0, 0.0]
-    counts: dict[str, int] = {}
-
-    def pieces() -> Iterator[pd.DataFrame]:
+    def pieces() -> Iterator[warehouse.ArrowPiece]:
         for model in models:
-            tok = meter.start("pivot (factor_frame + Panel.from_wide | Panel.build)")
-            factors = beta_tables.factor_frame(model, returns, market)
-            if factors is None:
-                meter.stop(tok)
+            with meter.phase(PIVOT, n_in):
+                factors = beta_tables.factor_frame(model, calendar, market)
+                panel = None if factors is None else beta_tables.Panel.from_wide(wide, factors)
+            if panel is None:
                 continue
-            if read == "wide":
-                panel = beta_tables.Panel.from_wide(wide, factors)
-            else:
-                panel = beta_tables.Panel.build(returns, factors)
-            meter.stop(tok, n_in)
-            observed[id(panel)] = int(np.isfinite(panel.y).sum())
-            if path == "arrow":
-                it = beta_tables.estimate_arrow(panel, model, specs, lo, hi)
-            else:
-                it = beta_tables.estimate(panel, model, specs, lo, hi)
-            while True:
-                w0, c0 = time.perf_counter(), time.process_time()
-                r0 = sum(p["wall"] for k, p in meter.phases.items() if _inner(k))
-                rc0 = sum(p["cpu"] for k, p in meter.phases.items() if _inner(k))
-                try:
-                    frame = next(it)
-                except StopIteration:
-                    frame = None
-                w, c = time.perf_counter() - w0, time.process_time() - c0
-                r1 = sum(p["wall"] for k, p in meter.phases.items() if _inner(k))
-                rc1 = sum(p["cpu"] for k, p in meter.phases.items() if _inner(k))
-                gen_wall[0] += w
-                gen_wall[1] += c
-                # what estimate() does besides the estimator and unpivot: the frame work
-                if path != "arrow":
-                    meter.add(
-                        "long frame (estimate() after unpivot)",
-                        w - (r1 - r0),
-                        c - (rc1 - rc0),
-                        0 if frame is None else len(frame),
-                    )
-                if frame is None:
-                    break
-                if path == "arrow":
-                    pieces_out.append(frame)
-                else:
-                    counts[f"{model}/{frame['estimator'].iloc[0]}"] = len(frame)
-                yield frame
+            # each next() runs one estimator; its batches are cut while DuckDB inserts them
+            for piece in meter.iterate(
+                lambda p: f"estimate: {p.label}",
+                beta_tables.estimate_arrow(panel, model, specs, lo, hi),
+                rows=lambda p: n_in,
+            ):
+                timed = warehouse.ArrowPiece(
+                    meter.iterate(BATCHES, piece.batches, rows=lambda b: b.num_rows),
+                    piece.schema, piece.first, piece.last, label=piece.label,
+                )
+                del piece
+                written.append(timed)
+                yield timed
 
-    sub = "write: replace_window_chunks outside the generator (main thread)"
     kw = {} if overlap is None else {"overlap": overlap}
-    tok = meter.start("write: connect (warehouse.connect)")
-    conn = warehouse.connect(db)
-    meter.stop(tok)
+    with meter.phase("write: connect (warehouse.connect)"):
+        conn = warehouse.connect(db)
     try:
-        tok = meter.start(sub)
-        n_out = warehouse.replace_window_chunks(
-            TimedConn(conn, meter), "betas.daily", pieces(), lo, hi, **kw
-        )
-        meter.stop(tok, n_out)
+        with meter.phase(WRITE_REST) as ph:
+            ph.rows = n_out = warehouse.replace_window_chunks(
+                TimedConn(conn, meter), "betas.daily", meter.iterate(GENERATOR, pieces()),
+                lo, hi, **kw,
+            )
     finally:
-        tok = meter.start("write: close (checkpoint)")
-        conn.close()
-        meter.stop(tok)
-    beta_tables._run = orig_run
-    setattr(beta_tables, unpivot_name, orig_unpivot)
-    if orig_batches is not None:
-        beta_tables._arrow_batches = orig_batches
-    counts.update({p.label: p.rows for p in pieces_out if p.rows})
+        with meter.phase("write: close (checkpoint)"):
+            conn.close()
     # the generator ran inside replace_window_chunks: take its time out of the write
-    meter.phases[sub]["wall"] -= gen_wall[0]
-    meter.phases[sub]["cpu"] -= gen_wall[1]
-    meter.stop(tok_total, n_in)
+    gen = meter.phases.pop(GENERATOR)
+    meter.phases[WRITE_REST]["wall"] -= gen["wall"]
+    meter.phases[WRITE_REST]["cpu"] -= gen["cpu"]
+    total.rows = n_in
+    meter.stop(total)
 
     # the asset's reads after the write (preview and example-plot query), not in the total
     with meter.phase("after: preview + example-plot queries"):
@@ -497,7 +280,7 @@ def run(
     out.update(
         rows_in=n_in,
         rows_out=n_out,
-        counts=counts,
+        counts={p.label: p.rows for p in written if p.rows},
         load_start=load0,
         load_end=os.getloadavg(),
         specs=[s.name for s in specs],
@@ -506,16 +289,10 @@ def run(
     return out
 
 
-def _inner(name: str) -> bool:
-    return name.startswith("estimate: ") or name == "unpivot (wide arrays -> long columns)"
-
-
-def _abort_gib() -> float | None:
-    return float(os.environ.get("BENCH_RSS_ABORT_GIB", "0")) or None
-
-
-def leaderboard(db: Path, memory_limit: str | None = None) -> dict[str, Any]:
-    meter = Meter(abort_gib=_abort_gib())
+def leaderboard(
+    db: str, memory_limit: str | None = None, abort_gib: float | None = None
+) -> dict[str, Any]:
+    meter = Meter(abort_gib=abort_gib)
     load0 = os.getloadavg()
     with meter.phase("hedging_sql.leaderboard"):
         with warehouse.open_warehouse(db) as conn:
@@ -531,33 +308,35 @@ def leaderboard(db: Path, memory_limit: str | None = None) -> dict[str, Any]:
     return out
 
 
-def tune(db: Path, models: list[str], end: str) -> dict[str, Any]:
-    """The asset's tuning work (not part of the timed core): EW grid and Kalman MLE."""
-    meter = Meter(abort_gib=_abort_gib())
+def tune(db: str, models: list[str], end: str, abort_gib: float | None = None) -> dict[str, Any]:
+    """The asset's tuning work (not part of the timed core) with ``DailyBetasConfig``'s
+    defaults: the EW half-life grid and the Kalman MLE on the tuning span's training rows."""
+    meter = Meter(abort_gib=abort_gib)
     hi = pd.Timestamp(end)
     with warehouse.open_warehouse(db, read_only=True) as conn:
-        returns = conn.execute(READ_SQL, [hi.date()]).df()
+        wide = beta_tables.read_returns_wide(conn, hi)
         market = warehouse.read_window(conn, "raw.market", None, hi)
-    returns["date"] = pd.to_datetime(returns["date"])
-    grid = [5, 10, 21, 42, 63, 126, 252]  # DailyBetasConfig.ewm_half_life_grid
     specs = {s.kind: s for s in beta_tables.daily_specs()}
-    found: dict[str, Any] = {}
+    span = TUNING_SESSIONS
+    train, _ = beta_tables.split_rows(span)
+    found: dict[str, Any] = {"tuning_sessions": span}
     for model in models:
-        factors = beta_tables.factor_frame(model, returns, market)
+        factors = beta_tables.factor_frame(model, wide.date_frame(), market)
         if factors is None:
             continue
-        panel = beta_tables.Panel.build(returns, factors)
+        p = beta_tables.Panel.from_wide(wide, factors)
+        panel = beta_tables.Panel(p.dates[:span], p.symbols, p.factors, p.y[:span], p.x[:span])
+        grid = EW_GRID
         with meter.phase(f"tune: EW half-life grid ({model}, {len(grid)} half-lives)"):
             best, _ = beta_tables.tune_ewm(panel, specs["ewm"], grid)
         found[f"{model}_half_life"] = best
         if len(panel.factors) == 1:
-            train, _ = beta_tables.split_rows(len(panel.dates))
-            with meter.phase(f"tune: Kalman MLE on training rows ({model})"):
+            n = train.stop
+            with meter.phase(f"tune: Kalman MLE on {n} training rows ({model})"):
                 fit = beta_tables.fit_kalman(
-                    beta_tables.Panel(
-                        panel.dates[: train.stop], panel.symbols, panel.factors,
-                        panel.y[: train.stop], panel.x[: train.stop],
-                    )
+                    beta_tables.Panel(panel.dates[:n], panel.symbols, panel.factors,
+                                      panel.y[:n], panel.x[:n]),
+                    train_rows=n,
                 )
             found[f"{model}_q_over_h"] = float(np.nanmedian(fit["q"] / fit["h"]))
     out = meter.close()
@@ -565,8 +344,9 @@ def tune(db: Path, models: list[str], end: str) -> dict[str, Any]:
     return out
 
 
-def checksum(db: Path) -> dict[str, Any]:
-    """Counts and exact hashes of every written value per (model, estimator, factor)."""
+def checksum(db: str) -> dict[str, Any]:
+    """Counts and exact hashes of every written value per (model, estimator, factor), and
+    the rows of a fixed sample of (symbol, date)."""
     with warehouse.open_warehouse(db, read_only=True) as conn:
         agg = conn.execute(
             """
@@ -595,54 +375,45 @@ def checksum(db: Path) -> dict[str, Any]:
     }
 
 
-# ----------------------------------------------------------------------------- driver
+KEY = ["model", "estimator", "factor"]
+VALUES = ["beta", "alpha", "r2", "resid_std", "n_obs"]
 
 
-def _load_code(folder: Path) -> None:
-    """Replace beta_tables / warehouse (module objects used here and by hedging_sql) with
-    the files of the same name in ``folder``."""
-    import importlib.util
-
-    global beta_tables, warehouse
-    for name in ("warehouse", "beta_tables"):
-        path = folder / f"{name}.py"
-        if not path.exists():
-            continue
-        full = f"beta_pipeline.lib.{name}"
-        spec = importlib.util.spec_from_file_location(full, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[full] = mod
-        spec.loader.exec_module(mod)
-        setattr(sys.modules["beta_pipeline.lib"], name, mod)
-        globals()[name] = mod
-        print(f"  (using {path})", flush=True)
-
-
-def child(step: str, **kw: Any) -> dict[str, Any]:
-    """Run one step in a fresh interpreter (its own peak RSS); returns its JSON result."""
-    with tempfile.NamedTemporaryFile("r", suffix=".json", delete=False) as fh:
-        out_path = fh.name
-    cmd = [sys.executable, __file__, "--_step", step, "--_out", out_path]
-    for key, value in kw.items():
-        cmd += [f"--_{key}", str(value)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", BENCH_OUT=out_path)
-    proc = subprocess.run(cmd, env=env)
-    if proc.returncode:
-        data = {"failed": proc.returncode}
-        with open(out_path) as fh:
-            text = fh.read()
-        if text:
-            data = json.loads(text)
-        os.unlink(out_path)
-        return data
-    with open(out_path) as fh:
-        data = json.load(fh)
-    os.unlink(out_path)
-    return data
+def compare_checksums(ref: dict[str, Any], cur: dict[str, Any]) -> dict[str, Any]:
+    """Whether two :func:`checksum` results are identical; per (model, estimator, factor)
+    of either: rows and hash equal or not, and over the sampled rows both have the largest
+    absolute difference of each value (NULL vs number counts as a mismatch)."""
+    a, b = pd.DataFrame(ref["groups"]), pd.DataFrame(cur["groups"])
+    groups = a.merge(b, on=KEY, how="outer", suffixes=("_ref", "_new"), indicator=True)
+    sa, sb = pd.DataFrame(ref["sample"]), pd.DataFrame(cur["sample"])
+    keys = ["date", "symbol", *KEY]
+    both = sa.merge(sb, on=keys, suffixes=("_ref", "_new")) if len(sa) and len(sb) else None
+    rows = []
+    for d in groups.to_dict("records"):
+        row = {k: d[k] for k in KEY}
+        row["in"] = {"both": "both", "left_only": "ref only", "right_only": "new only"}[
+            str(d["_merge"])
+        ]
+        row["rows_equal"] = d["n_ref"] == d["n_new"]
+        row["hash_equal"] = row["rows_equal"] and d["h_ref"] == d["h_new"]
+        if both is not None and row["in"] == "both":
+            part = both[(both[KEY] == pd.Series(row)[KEY]).all(axis=1)]
+            row["sampled_rows"] = len(part)
+            for v in VALUES:
+                x = pd.to_numeric(part[f"{v}_ref"].replace("<NA>", "nan"), errors="coerce")
+                y = pd.to_numeric(part[f"{v}_new"].replace("<NA>", "nan"), errors="coerce")
+                diff = (x - y).abs()
+                row[f"max_abs_diff_{v}"] = float(diff.max()) if diff.notna().any() else 0.0
+                row[f"null_mismatch_{v}"] = int((x.isna() != y.isna()).sum())
+        rows.append(row)
+    identical = (
+        ref["groups"] == cur["groups"] and ref["sample"] == cur["sample"]
+        and ref.get("dtypes") == cur.get("dtypes")
+    )
+    return {"identical": identical, "groups": rows}
 
 
-def _gib(kib: float) -> float:
-    return kib / 2**20
+# ----------------------------------------------------------------------------- report
 
 
 def fmt_rate(rows: float, wall: float) -> str:
@@ -651,39 +422,116 @@ def fmt_rate(rows: float, wall: float) -> str:
 
 def phase_table(res: dict[str, Any]) -> list[str]:
     ph = res["phases"]
-    total = ph["total"]
-    groups = ("read", "pivot", "estimate: ", "unpivot", "long frame", "arrow batches",
-              "write: connect",
-              "write: BEGIN",
-              "write: DELETE", "write: INSERT", "write: COMMIT", "write: repl", "write: SELECT",
-              "write: RESET", "write: SET", "write: close")
-    order = [k for g in groups for k in ph if k.startswith(g)]
-    lines = [
-        "| phase | wall s | CPU s | rows | rows/s (wall) | peak RSS in phase GiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
+    order = [k for g in ORDER for k in ph if k.startswith(g)]
+    order = list(dict.fromkeys(order))
+    order += [k for k in ph if k not in order and k != TOTAL and not k.startswith("after:")]
+    rows = []
     for k in order:
         p = ph[k]
-        rss = f"{_gib(p['rss_kib']):.2f}" if p.get("calls") else "(interleaved)"
-        lines.append(
-            f"| {k} | {p['wall']:.2f} | {p['cpu']:.2f} | {int(p['rows']):,} | "
-            f"{fmt_rate(p['rows'], p['wall'])} | {rss} |"
-        )
-    lines.append(
-        f"| **total (read → write committed)** | **{total['wall']:.2f}** | {total['cpu']:.2f} | "
-        f"{int(res['rows_in']):,} in / {int(res['rows_out']):,} out | "
-        f"{fmt_rate(res['rows_in'], total['wall'])} in, "
-        f"{fmt_rate(res['rows_out'], total['wall'])} out | "
-        f"**{_gib(res['vmhwm_kib']):.2f}** (VmHWM) |"
-    )
+        rss = f"{gib(p['rss_kib']):.2f}" if p["calls"] else "(interleaved)"
+        rows.append([k, f"{p['wall']:.2f}", f"{p['cpu']:.2f}", f"{int(p['rows']):,}",
+                     fmt_rate(p["rows"], p["wall"]), rss])
+    tot = ph[TOTAL]
+    rows.append([
+        "**total (read → write committed)**", f"**{tot['wall']:.2f}**", f"{tot['cpu']:.2f}",
+        f"{int(res['rows_in']):,} in / {int(res['rows_out']):,} out",
+        f"{fmt_rate(res['rows_in'], tot['wall'])} in, "
+        f"{fmt_rate(res['rows_out'], tot['wall'])} out",
+        f"**{gib(res['vmhwm_kib']):.2f}** (VmHWM)",
+    ])
     for k in ph:
         if k.startswith("after:"):
             p = ph[k]
+            rows.append([f"{k} (not in total)", f"{p['wall']:.2f}", f"{p['cpu']:.2f}", "", "",
+                         f"{gib(p['rss_kib']):.2f}"])
+    return md_table(
+        ["phase", "wall s", "CPU s", "rows", "rows/s (wall)", "peak RSS in phase GiB"], rows,
+        "lrrrrr",
+    )
+
+
+def report(results: dict[str, Any], quick: bool) -> str:
+    info = results["info"]
+    s = info["setup"]
+    lines = [
+        f"# daily_betas backfill benchmark{' (--quick)' if quick else ''}",
+        "",
+        f"{info['stocks']:,} stocks × {info['days']:,} days ({s['rows']:,} observed return "
+        f"rows), models {info['models']}; {info['cores']} cores; duckdb {info['duckdb']}, "
+        f"numpy {info['numpy']}, pandas {info['pandas']}; code {info.get('code', '?')}.",
+        "",
+    ]
+    rows = []
+    for which, res in results["runs"].items():
+        if "failed" in res:
+            rss = gib(res.get("abort_rss_kib", 0))
+            rows.append([which, f"failed (exit {res['failed']}) in "
+                         f"{res.get('aborted_in', '?')}, RSS {rss:.1f} GiB", *[""] * 8, "no"])
+            continue
+        tot = res["phases"][TOTAL]
+        gb = res["vmhwm_kib"] * 1024 / 1e9
+        rows.append([
+            f"{which}: {', '.join(res['specs'])}", f"{res['rows_out']:,}", f"{tot['wall']:.1f}",
+            f"{tot['cpu']:.1f}", fmt_rate(res["rows_in"], tot["wall"]),
+            fmt_rate(res["rows_out"], tot["wall"]), f"{gib(res['vmhwm_kib']):.2f}",
+            f"{res['load_start'][0]:.1f}→{res['load_end'][0]:.1f}",
+            f"{res['effective_cores_before']}/{res['effective_cores_after']}",
+            "yes" if tot["wall"] <= TARGET_S else "no", "yes" if gb <= TARGET_GB else "no",
+        ])
+    lines += md_table(
+        ["estimator set", "output rows", "total wall s", "total CPU s", "input rows/s",
+         "output rows/s", "peak RSS GiB (VmHWM)", "load avg start→end",
+         "effective cores before/after", "≤ 60 s", "≤ 8 GB"],
+        rows, "lrrrrrr",
+    )
+    for which, res in results["runs"].items():
+        if "failed" not in res:
+            lines += ["", f"## Phases: {which}", "", *phase_table(res)]
+    lb = results.get("leaderboard")
+    if lb is not None:
+        lines += ["", "## hedging_sql.leaderboard on the last set", ""]
+        if "failed" in lb:
+            lines.append(f"failed (exit {lb['failed']}): RSS "
+                         f"{gib(lb.get('abort_rss_kib', 0)):.1f} GiB.")
+        else:
+            p = lb["phases"]["hedging_sql.leaderboard"]
             lines.append(
-                f"| {k} (not in total) | {p['wall']:.2f} | {p['cpu']:.2f} |  |  | "
-                f"{_gib(p['rss_kib']):.2f} |"
+                f"{p['wall']:.1f} s wall, {p['cpu']:.1f} s CPU, peak RSS "
+                f"{gib(lb['vmhwm_kib']):.2f} GiB, {lb['rows']} leaderboard rows; load "
+                f"{lb['load_start'][0]:.1f}→{lb['load_end'][0]:.1f}."
             )
-    return lines
+    tu = results.get("tune")
+    if tu is not None and "failed" not in tu:
+        lines += ["", "## Tuning (separate, not in the totals)", ""]
+        lines += md_table(["step", "wall s", "CPU s"],
+                          [[k, f"{p['wall']:.1f}", f"{p['cpu']:.1f}"]
+                           for k, p in tu["phases"].items()], "lrr")
+        lines.append(f"\nfound: {tu['found']}; peak RSS {gib(tu['vmhwm_kib']):.2f} GiB")
+    c = results.get("compare")
+    if c is not None:
+        lines += ["", f"## Output compared with {c['file']}: "
+                  f"{'identical' if c['identical'] else 'DIFFERENT'}", ""]
+        lines += md_table(
+            ["model/estimator/factor", "in", "rows equal", "hash equal", "sampled rows",
+             "max |Δ beta|", "max |Δ alpha|", "max |Δ r2|", "max |Δ resid_std|",
+             "NULL mismatches"],
+            [[f"{g['model']}/{g['estimator']}/{g['factor']}", g["in"], g["rows_equal"],
+              g["hash_equal"], g.get("sampled_rows", ""),
+              *(f"{g[f'max_abs_diff_{v}']:.3g}" if f"max_abs_diff_{v}" in g else ""
+                for v in VALUES[:4]),
+              sum(g.get(f"null_mismatch_{v}", 0) for v in VALUES)]
+             for g in c["groups"]],
+            "llllrrrrrr",
+        )
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def step(name: str, **kw: Any) -> dict[str, Any]:
+    """One step of this file in a fresh interpreter (its own peak RSS)."""
+    return in_child(__file__, name, **kw)
 
 
 def main() -> None:
@@ -707,79 +555,33 @@ def main() -> None:
     ap.add_argument("--compare", help="compare the last set with a --checksum file")
     ap.add_argument(
         "--rss-abort", type=float, default=14.0,
-        help="kill a timed run whose RSS exceeds this many GiB (protects a shared machine)",
+        help="stop a step whose RSS exceeds this many GiB (protects a shared machine)",
     )
     ap.add_argument("--tag", default="", help="suffix of the results file names")
-    ap.add_argument(
-        "--code-from",
-        help="folder with other versions of beta_tables.py and/or warehouse.py to time "
-        "instead of the package's (before/after comparisons)",
-    )
     ap.add_argument(
         "--overlap", choices=("default", "on", "off"), default="default",
         help="replace_window_chunks(overlap=...): insert piece k while piece k+1 is computed "
         "(default: the function's default)",
     )
     ap.add_argument(
-        "--path", choices=("arrow", "frames"), default="arrow",
-        help="'arrow': what daily_betas does (read_returns_wide, Panel.from_wide, "
-        "estimate_arrow: record batches straight from the estimators' arrays); 'frames': the "
-        "asset's earlier path (--read, Panel.build, estimate's long frames)",
-    )
-    ap.add_argument(
-        "--read", choices=("asset", "arrow"), default="asset",
-        help="with --path frames: 'asset': the earlier asset's SELECT ... ORDER BY + .df(); "
-        "'arrow': beta_tables.read_returns (categorical symbols)",
-    )
-    ap.add_argument(
         "--leaderboard-memory-limit",
         help="DuckDB memory_limit for the leaderboard query (default: DuckDB's, as the asset)",
     )
-    for hidden in ("step", "out", "db_path", "which", "models_list", "start", "end",
-                   "overlap", "read", "path", "memory_limit"):
-        ap.add_argument(f"--_{hidden}", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
-    if args._step:  # child process
-        if os.environ.get("BENCH_CODE_FROM"):
-            _load_code(Path(os.environ["BENCH_CODE_FROM"]))
-        db = Path(args._db_path)
-        if args._step == "setup":
-            n, t = map(int, args._which.split("x"))
-            res = setup(db, n, t)
-        elif args._step == "run":
-            overlap = None if args._overlap in (None, "default") else args._overlap == "on"
-            res = run(
-                db, args._which, args._models_list.split(","), args._start, args._end,
-                overlap=overlap, read=args._read or "asset", path=args._path or "arrow",
-            )
-        elif args._step == "leaderboard":
-            res = leaderboard(db, args._memory_limit or None)
-        elif args._step == "tune":
-            res = tune(db, args._models_list.split(","), args._end)
-        elif args._step == "checksum":
-            res = checksum(db)
-        else:
-            raise SystemExit(args._step)
-        with open(args._out, "w") as fh:
-            json.dump(res, fh, default=str)
-        return
-
-    os.environ["BENCH_RSS_ABORT_GIB"] = str(args.rss_abort)
-    if args.code_from:
-        os.environ["BENCH_CODE_FROM"] = str(Path(args.code_from).resolve())
+    abort = args.rss_abort or None
     n, t = (1000, 2000) if args.quick else (args.stocks, args.days)
     items = [x.strip() for x in args.estimators.split(",") if x.strip()]
     sets = [x for x in items if x in SETS]  # each named set is one timed run
     custom = [x for x in items if x not in SETS]
     if custom:  # spec names of daily_specs(): one more run with just those
         sets.append(",".join(custom))
+    models = args.models.split(",")
     tmp = tempfile.TemporaryDirectory(prefix="bench_daily_betas_")
     db = Path(args.db) if args.db else Path(tmp.name) / "warehouse.duckdb"
     info: dict[str, Any] = {
-        "stocks": n, "days": t, "models": args.models, "cores": os.cpu_count(),
-        "duckdb": __import__("duckdb").__version__, "numpy": np.__version__,
-        "pandas": pd.__version__, "path": args.path,
+        "stocks": n, "days": t, "models": args.models, "code": _code_version(),
+        **machine("duckdb", "numpy", "pandas"),
     }
     if args.reuse and db.exists():
         with warehouse.open_warehouse(db, read_only=True) as conn:
@@ -791,18 +593,21 @@ def main() -> None:
         if db.exists():
             db.unlink()
         print(f"setup: {n:,} stocks x {t:,} days -> {db} (not timed) ...", flush=True)
-        info["setup"] = child("setup", db_path=db, which=f"{n}x{t}")
-        s = info["setup"]
-        print(f"  {s['rows']:,} return rows in {s['seconds']:.1f}s, {s['db_mib']:.0f} MiB", flush=True)  # noqa: E501
+        s = info["setup"] = step("setup", db=str(db), stocks=n, days=t)
+        if "failed" in s:
+            raise SystemExit(f"setup failed (exit {s['failed']})")
+        print(f"  {s['rows']:,} return rows in {s['seconds']:.1f}s, {s['db_mib']:.0f} MiB",
+              flush=True)
     start, end = info["setup"]["start"], info["setup"]["end"]
     results: dict[str, Any] = {"info": info, "runs": {}}
     for which in sets:
         cores = effective_cores()
         print(f"run: estimators={which} models={args.models} (effective cores {cores}) ...",
               flush=True)
-        res = child(
-            "run", db_path=db, which=which, models_list=args.models, start=start, end=end,
-            overlap=args.overlap, read=args.read, path=args.path,
+        res = step(
+            "run", db=str(db), which=which, models=models, start=start, end=end,
+            overlap=None if args.overlap == "default" else args.overlap == "on",
+            abort_gib=abort,
         )
         res["effective_cores_before"] = cores
         res["effective_cores_after"] = effective_cores()
@@ -811,121 +616,72 @@ def main() -> None:
             print(f"  run failed (exit {res['failed']}) {res.get('aborted_in', '')}", flush=True)
             for k, p in res.get("partial", {}).items():
                 print(f"    {k}: {p['wall']:.2f}s wall {p['cpu']:.2f}s CPU "
-                      f"peak {_gib(p['rss_kib']):.2f} GiB", flush=True)
+                      f"peak {gib(p['rss_kib']):.2f} GiB", flush=True)
             continue
-        tot = res["phases"]["total"]
+        tot = res["phases"][TOTAL]
         print(
             f"  total {tot['wall']:.1f}s wall, {tot['cpu']:.1f}s CPU, "
-            f"{res['rows_out']:,} rows out, VmHWM {_gib(res['vmhwm_kib']):.2f} GiB, "
+            f"{res['rows_out']:,} rows out, VmHWM {gib(res['vmhwm_kib']):.2f} GiB, "
             f"load {res['load_start'][0]:.1f}->{res['load_end'][0]:.1f}",
             flush=True,
         )
         print("\n".join(phase_table(res)), flush=True)
+    failed = False
     if args.checksum or args.compare:
-        cs = child("checksum", db_path=db)
+        cs = step("checksum", db=str(db))
+        if "failed" in cs:
+            raise SystemExit(f"checksum failed (exit {cs['failed']})")
+        cs = {k: cs[k] for k in ("groups", "sample", "dtypes")}  # not the child's timings
         if args.checksum:
             Path(args.checksum).write_text(json.dumps(cs, indent=1, default=str))
             print(f"checksum of the last set written to {args.checksum}")
         if args.compare:
-            ref = json.loads(Path(args.compare).read_text())
-            same = ref["groups"] == cs["groups"] and ref["sample"] == cs["sample"]
-            results["compare"] = {"file": args.compare, "identical": same}
-            print(f"compare with {args.compare}: {'IDENTICAL' if same else 'DIFFERENT'}")
-            if not same:
-                a = pd.DataFrame(ref["groups"])
-                b = pd.DataFrame(cs["groups"])
-                print(a.compare(b) if a.shape == b.shape else (a, b))
-                sys.exit(1)
+            cmp = compare_checksums(json.loads(Path(args.compare).read_text()), cs)
+            results["compare"] = {"file": args.compare, **cmp}
+            print(f"compare with {args.compare}: "
+                  f"{'IDENTICAL' if cmp['identical'] else 'DIFFERENT'}")
+            failed = not cmp["identical"]
     if not args.no_leaderboard:
         print("leaderboard (hedging_sql.leaderboard on the last set) ...", flush=True)
-        lb = child("leaderboard", db_path=db, memory_limit=args.leaderboard_memory_limit or "")
+        lb = step("leaderboard", db=str(db), memory_limit=args.leaderboard_memory_limit,
+                  abort_gib=abort)
         results["leaderboard"] = lb
         if "failed" in lb:
             print(f"  failed (exit {lb['failed']}) {lb.get('aborted_in', '')}", flush=True)
         else:
             p = lb["phases"]["hedging_sql.leaderboard"]
             print(f"  {p['wall']:.1f}s wall, {p['cpu']:.1f}s CPU, "
-                  f"VmHWM {_gib(lb['vmhwm_kib']):.2f} GiB")
+                  f"VmHWM {gib(lb['vmhwm_kib']):.2f} GiB")
     if not args.no_tune:
         print("tuning (not in the timed path) ...", flush=True)
-        tu = child("tune", db_path=db, models_list=args.models, end=end)
+        tu = step("tune", db=str(db), models=models, end=end, abort_gib=abort)
         results["tune"] = tu
         for k, p in tu.get("phases", tu.get("partial", {})).items():
             print(f"  {k}: {p['wall']:.1f}s wall, {p['cpu']:.1f}s CPU")
 
     text = report(results, args.quick)
     print(text)
-    out_dir = ROOT / "benchmarks" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = "daily_betas" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
-    (out_dir / f"{stem}.md").write_text(text)
-    (out_dir / f"{stem}.json").write_text(json.dumps(results, indent=1, default=str))
+    for path in write_results(stem, text, results):
+        print(f"written: {path}")
     tmp.cleanup()
+    if failed:
+        sys.exit(1)
 
 
-def report(results: dict[str, Any], quick: bool) -> str:
-    info = results["info"]
-    s = info["setup"]
-    lines = [
-        f"# daily_betas backfill benchmark{' (--quick)' if quick else ''}",
-        "",
-        f"{info['stocks']:,} stocks × {info['days']:,} days ({s['rows']:,} observed return rows), "
-        f"models {info['models']}; {info['cores']} cores; duckdb {info['duckdb']}, "
-        f"numpy {info['numpy']}, pandas {info['pandas']}; path `{info.get('path', 'frames')}`.",
-        "",
-        "| estimator set | output rows | total wall s | total CPU s | input rows/s | "
-        "output rows/s | peak RSS GiB (VmHWM) | load avg start→end | effective cores "
-        "before/after | ≤ 60 s | ≤ 8 GB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- |",
-    ]
-    for which, res in results["runs"].items():
-        if "failed" in res:
-            where = res.get("aborted_in", "")
-            rss = _gib(res.get("abort_rss_kib", 0))
-            lines.append(
-                f"| {which} | aborted: RSS {rss:.1f} GiB > --rss-abort in {where} "
-                f"(exit {res['failed']}) |  |  |  |  |  |  |  |  | no |"
-            )
-            continue
-        tot = res["phases"]["total"]
-        gb = res["vmhwm_kib"] * 1024 / 1e9
-        lines.append(
-            f"| {which}: {', '.join(res['specs'])} | {res['rows_out']:,} | {tot['wall']:.1f} | "
-            f"{tot['cpu']:.1f} | {fmt_rate(res['rows_in'], tot['wall'])} | "
-            f"{fmt_rate(res['rows_out'], tot['wall'])} | {_gib(res['vmhwm_kib']):.2f} | "
-            f"{res['load_start'][0]:.1f}→{res['load_end'][0]:.1f} | "
-            f"{res['effective_cores_before']}/{res['effective_cores_after']} | "
-            f"{'yes' if tot['wall'] <= TARGET_S else 'no'} | {'yes' if gb <= TARGET_GB else 'no'} |"
-        )
-    for which, res in results["runs"].items():
-        if "failed" not in res:
-            lines += ["", f"## Phases: {which}", "", *phase_table(res)]
-    if "leaderboard" in results and "failed" in results["leaderboard"]:
-        lb = results["leaderboard"]
-        lines += ["", "## hedging_sql.leaderboard on the last set", "",
-                  f"aborted: RSS {_gib(lb.get('abort_rss_kib', 0)):.1f} GiB > --rss-abort."]
-    elif "leaderboard" in results:
-        lb = results["leaderboard"]
-        p = lb["phases"]["hedging_sql.leaderboard"]
-        lines += [
-            "",
-            "## hedging_sql.leaderboard on the last set",
-            "",
-            f"{p['wall']:.1f} s wall, {p['cpu']:.1f} s CPU, peak RSS "
-            f"{_gib(lb['vmhwm_kib']):.2f} GiB, {lb['rows']} leaderboard rows; load "
-            f"{lb['load_start'][0]:.1f}→{lb['load_end'][0]:.1f}.",
-        ]
-    if "tune" in results and "failed" not in results["tune"]:
-        tu = results["tune"]
-        lines += ["", "## Tuning (separate, not in the totals)", "",
-                  "| step | wall s | CPU s |", "| --- | ---: | ---: |"]
-        for k, p in tu["phases"].items():
-            lines.append(f"| {k} | {p['wall']:.1f} | {p['cpu']:.1f} |")
-        lines.append(f"\nfound: {tu['found']}; peak RSS {_gib(tu['vmhwm_kib']):.2f} GiB")
-    if "compare" in results:
-        c = results["compare"]
-        lines += ["", f"Output compared with {c['file']}: {'identical' if c['identical'] else 'DIFFERENT'}."]  # noqa: E501
-    return "\n".join(lines) + "\n"
+def _code_version() -> str:
+    """The commit of the code under test (and whether its tree has changes)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(ROOT), "status",
+                                "--porcelain", "--",
+                                "beta_pipeline"], capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + changes in beta_pipeline/" if dirty.strip() else "")
 
 
 if __name__ == "__main__":

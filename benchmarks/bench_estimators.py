@@ -1,22 +1,20 @@
 """Benchmark of the beta-estimator core against common alternatives.
 
 Run from the repository root: ``python benchmarks/bench_estimators.py [--quick]``. Prints a
-Markdown table and writes it to ``benchmarks/results/estimators.md``.
+Markdown table and writes it to ``benchmarks/results/estimators[_quick].md`` (and ``.json``).
 
 "rows" are (symbol, date) observations of the long return table; every method is timed in
 the same run, peers that are too slow for the full panel on a subset and extrapolated
-linearly (marked in the table).
+linearly (marked in the table). Each row also has the peak RSS of the process while it was
+measured (the panel's arrays included).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
-import time
 import warnings
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -25,6 +23,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness import Clock, Meter, Timing, best_of, gib, machine, md_table, write_results  # noqa: E402
 
 from beta_pipeline.lib.estimators import (  # noqa: E402
     estimate_betas_long,
@@ -66,33 +66,6 @@ def to_long(y: np.ndarray, x: np.ndarray, dates: pd.DatetimeIndex) -> pd.DataFra
             "x": x[t_idx],
         }
     )
-
-
-class Clock:
-    """Wall and process-CPU seconds of a ``with`` block (CPU sums all threads)."""
-
-    def __enter__(self) -> Clock:
-        self.w0, self.c0 = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self.w0
-        self.cpu = time.process_time() - self.c0
-
-
-Timing = tuple[float, float]  # (wall seconds, CPU seconds)
-
-
-def timed(fn: Callable[[], object], repeat: int = 1) -> tuple[Timing, object]:
-    """(wall, CPU) of the fastest of ``repeat`` calls, and the last result."""
-    best: Timing = (np.inf, np.inf)
-    out = None
-    for _ in range(repeat):
-        with Clock() as c:
-            out = fn()
-        if c.wall < best[0]:
-            best = (c.wall, c.cpu)
-    return best, out
 
 
 def tidy_loop(df: pd.DataFrame, n_windows: int) -> tuple[Timing, int]:
@@ -196,13 +169,18 @@ def main() -> None:
     args = ap.parse_args()
     quick = args.quick
     n, t = (400, 1500) if quick else (5000, 6000)
-    load0 = os.getloadavg()[0]
+    info = machine("numpy", "pandas", "duckdb")
     rows: list[dict[str, str]] = []
     ref: dict[str, Timing] = {}
+    meter = Meter(interval=0.05)
+    since = [meter.start("since the previous row")]  # peak RSS of each row's measurement
 
     def add(method: str, scope: str, tm: Timing, n_rows: float, base: str | None) -> None:
         """One table row; ``base`` names our row the ratios are taken against."""
         wall, cpu = tm
+        meter.stop(since[0], record=False)
+        peak = gib(since[0].peak_kib) * 1024
+        since[0] = meter.start("since the previous row")
         ratio = cpu_ratio = "1"
         if base is None:
             ref[method] = (wall / n_rows, cpu / n_rows)
@@ -219,10 +197,13 @@ def main() -> None:
                 "rows per CPU-s": fmt(n_rows / cpu) if cpu > 0 else "n/a",
                 "ours ÷ method (wall)": ratio,
                 "ours ÷ method (CPU)": cpu_ratio,
+                "peak RSS MiB": f"{peak:,.0f}",
             }
         )
         print(
-            f"  {method}: {wall:.3f}s wall, {cpu:.3f}s CPU, {n_rows / wall:,.0f} rows/s", flush=True
+            f"  {method}: {wall:.3f}s wall, {cpu:.3f}s CPU, {n_rows / wall:,.0f} rows/s, "
+            f"peak RSS {peak:,.0f} MiB",
+            flush=True,
         )
 
     def gap() -> None:
@@ -235,19 +216,19 @@ def main() -> None:
     scope = f"{n:,} × {t:,} ({n_obs / 1e6:.1f} M rows)"
     ours = "ours: rolling OLS engine, full output (arrays)"
 
-    tm, _ = timed(lambda: rolling_ols(y, x, WINDOW, min_obs=MIN_OBS), repeat=3)
+    tm, _ = best_of(lambda: rolling_ols(y, x, WINDOW, min_obs=MIN_OBS), repeat=3)
     add(ours, scope, tm, n_obs, None)
     long_df = to_long(y, x, dates)
     factors = pd.DataFrame({"mkt": x}, index=dates)
-    tm, out = timed(
+    tm, out = best_of(
         partial(estimate_betas_long, long_df, factors, "ols", window=WINDOW, min_obs=MIN_OBS),
         repeat=2,
     )
     add("ours: estimate_betas_long (pivot + engine + long output)", scope, tm, n_obs, ours)
     del out
-    tm, _ = timed(lambda: ew_wls(y, x, 20.0, window=WINDOW, min_obs=MIN_OBS), repeat=2)
+    tm, _ = best_of(lambda: ew_wls(y, x, 20.0, window=WINDOW, min_obs=MIN_OBS), repeat=2)
     add("ours: EW-WLS, half-life 20, window 60", scope, tm, n_obs, ours)
-    tm, _ = timed(lambda: ew_wls(y, x, 60.0, min_obs=MIN_OBS), repeat=2)
+    tm, _ = best_of(lambda: ew_wls(y, x, 60.0, min_obs=MIN_OBS), repeat=2)
     add("ours: EW-WLS, half-life 60, infinite window", scope, tm, n_obs, ours)
 
     full_col = int(np.argmax(np.isfinite(y).sum(axis=0)))
@@ -293,9 +274,9 @@ def main() -> None:
     kscope = f"{kn} series × {kt:,} days"
     kal = "ours: batched Kalman filter (given q, h, alpha)"
     gap()
-    tm_f, _ = timed(lambda: kalman_filter(yk, xk, 1e-5, 4e-4, 0.0), repeat=3)
+    tm_f, _ = best_of(lambda: kalman_filter(yk, xk, 1e-5, 4e-4, 0.0), repeat=3)
     add(kal, kscope, tm_f, k_rows, None)
-    tm_fit, _ = timed(lambda: fit_kalman_panel(yk, xk, kt * 2 // 3, method="pooled"))
+    tm_fit, _ = best_of(lambda: fit_kalman_panel(yk, xk, kt * 2 // 3, method="pooled"))
     add(
         "ours: pooled fit of q/h on 2/3 of the days + batched filter",
         kscope,
@@ -322,13 +303,13 @@ def main() -> None:
         kg = "ours: estimate_betas_long, Kaggle vs ^GSPC"
         kscope = f"Kaggle 505 stocks ({len(ret) / 1e6:.2f} M rows)"
         gap()
-        tm, outk = timed(
+        tm, outk = best_of(
             lambda: estimate_betas_long(ret, fac, "ols", window=WINDOW, min_obs=MIN_OBS),
             repeat=3,
         )
         add(kg, kscope, tm, len(ret), None)
         yw = ret.pivot(index="date", columns="symbol", values="y").reindex(fac.index)
-        tm, _ = timed(
+        tm, _ = best_of(
             lambda: rolling_ols(yw.to_numpy(), fac.to_numpy(), WINDOW, min_obs=MIN_OBS), repeat=3
         )
         add("ours: rolling OLS engine (arrays), Kaggle", kscope, tm, len(ret), kg)
@@ -340,28 +321,30 @@ def main() -> None:
             add("tidyfinance.estimate_betas (betas only)", kscope, tm_tf, len(ret), kg)
         print(f"  Kaggle: median beta {outk['beta'].median():.3f}")
 
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    meter.stop(since[0], record=False)
+    peak = gib(meter.close()["vmhwm_kib"]) * 1024
+    load_end = os.getloadavg()[0]
     header = list(rows[0])
     lines = [
         f"# Beta estimator benchmark{' (--quick)' if quick else ''}",
         "",
         f"Rolling window {WINDOW} rows, min_obs {MIN_OBS}, CAPM with intercept; "
-        f"{os.cpu_count()} cores, load average {load0:.1f} at start and "
-        f"{os.getloadavg()[0]:.1f} at the end; numpy {np.__version__}, pandas {pd.__version__}; "
-        f"peak RSS {rss:,.0f} MiB. Ratios compare time per row with the first 'ours' row "
-        "above them; 'CPU' counts process CPU seconds (all threads), which is robust to other "
-        "load on the machine.",
+        f"{info['cores']} cores, load average {info['load'][0]:.1f} at start and "
+        f"{load_end:.1f} at the end; numpy {info['numpy']}, pandas {info['pandas']}, duckdb "
+        f"{info.get('duckdb', '-')}; peak RSS {peak:,.0f} MiB. Ratios compare time per row "
+        "with the first 'ours' row above them; 'CPU' counts process CPU seconds (all threads), "
+        "which is robust to other load on the machine. A row's peak RSS covers its "
+        "measurement and the data prepared for it since the row above.",
         "",
-        "| " + " | ".join(header) + " |",
-        "| " + " | ".join("---" for _ in header) + " |",
-        *("| " + " | ".join(r[h] for h in header) + " |" for r in rows),
+        *md_table(header, ([r[h] for h in header] for r in rows), "llrrrrrr"),
         "",
     ]
     text = "\n".join(lines)
     print(text)
-    out_dir = ROOT / "benchmarks" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / ("estimators_quick.md" if quick else "estimators.md")).write_text(text)
+    name = "estimators_quick" if quick else "estimators"
+    data = {"info": {**info, "load_end": load_end, "peak_rss_mib": peak}, "rows": rows}
+    for path in write_results(name, text, data):
+        print(f"written: {path}")
 
 
 if __name__ == "__main__":

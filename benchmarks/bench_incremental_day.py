@@ -12,8 +12,8 @@ scheduled CLI day) in a temporary BETA_PIPELINE_HOME:
 1. backfill: ``raw_prices, raw_market, daily_returns, daily_betas`` from the file's first
    date through the session before ``--day`` (timed, as the reference);
 2. day: the same selection ``--start D --end D`` for ``--days`` consecutive sessions from
-   ``--day`` (each timed: whole process wall time, and per step from Dagster's
-   ``STEP_SUCCESS`` events, ``--verbose``);
+   ``--day`` (each timed: the whole process's wall and CPU time and peak RSS, and per step
+   from Dagster's ``STEP_SUCCESS`` events, ``--verbose``);
 3. the import time of ``beta_pipeline.definitions`` (a bare process) and whether torch /
    lightning / matplotlib were loaded by it.
 
@@ -28,13 +28,13 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from harness import ProcessRun, gib, machine, md_table, run_process, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SELECT = "raw_prices,raw_market,daily_returns,daily_betas"
@@ -46,16 +46,14 @@ CONFIG = ROOT / "beta_pipeline" / "configs" / "shared_data.yaml"
 FIRST = "2013-02-08"  # the Kaggle file's first date
 
 
-def _cli(args: list[str], env: dict[str, str]) -> tuple[float, dict[str, float], str]:
-    """Wall seconds of one ``beta-pipeline run`` process, its step times, its output."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(
+def _cli(args: list[str], env: dict[str, str]) -> tuple[ProcessRun, dict[str, float]]:
+    """One ``beta-pipeline run`` process (wall, CPU, peak RSS, output) and its step times."""
+    proc = run_process(
         [sys.executable, "-m", "beta_pipeline.cli", "run", "--select", SELECT,
          "--source", "csv", "--config", str(CONFIG), "--verbose", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        env=env, cwd=ROOT,
     )
-    wall = time.perf_counter() - t0
-    out = proc.stdout + proc.stderr
+    out = proc.output
     steps: dict[str, float] = {}
     for name, value, unit in STEP_RE.findall(out):
         steps[name] = steps.get(name, 0.0) + float(value) / (1000.0 if unit == "ms" else 1.0)
@@ -67,18 +65,27 @@ def _cli(args: list[str], env: dict[str, str]) -> tuple[float, dict[str, float],
     if proc.returncode != 0:
         failed = sorted(set(re.findall(r"(\w+): (\w+)\n", out.split("blocking asset check")[-1])))
         print(f"  (run failed on blocking checks after writing the assets: {failed})", flush=True)
-    return wall, steps, out
+    return proc, steps
 
 
-def _import_probe(env: dict[str, str]) -> dict[str, object]:
+def _import_probe(env: dict[str, str]) -> dict[str, Any]:
     code = (
         "import json, sys, time; t = time.perf_counter(); import beta_pipeline.definitions; "
         "print(json.dumps({'import_s': time.perf_counter() - t, **{m: m in sys.modules for m "
         "in ('torch', 'lightning', 'matplotlib')}}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
-                         capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    proc = run_process([sys.executable, "-c", code], env=env, cwd=ROOT)
+    if proc.returncode:
+        sys.stderr.write(proc.output[-4000:])
+        raise SystemExit("import beta_pipeline.definitions failed")
+    probe = json.loads(proc.output.strip().splitlines()[-1])
+    probe["process_max_rss_gib"] = gib(proc.max_rss_kib)
+    return probe
+
+
+def _record(proc: ProcessRun, steps: dict[str, float]) -> dict[str, Any]:
+    return {"wall_s": proc.wall, "cpu_s": proc.cpu, "max_rss_gib": gib(proc.max_rss_kib),
+            "steps": steps}
 
 
 def _sessions(day: str, n: int) -> list[str]:
@@ -97,6 +104,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     days = _sessions(opts.day, opts.days)
     before = (pd.Timestamp(days[0]) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    info = machine("dagster", "duckdb", "numpy", "pandas")
     with tempfile.TemporaryDirectory(prefix="bench_incr_") as tmp:
         env = {**os.environ, "BETA_PIPELINE_HOME": tmp, "DAGSTER_HOME": f"{tmp}/dagster_home"}
         data = os.environ.get("BETA_PIPELINE_DATA_DIR") or str(ROOT.parent / "shared" / "data")
@@ -106,55 +114,56 @@ def main() -> int:
         probe = _import_probe(env)
         print(f"import beta_pipeline.definitions: {probe}", flush=True)
         print(f"backfill {FIRST}..{before} ...", flush=True)
-        back_wall, back_steps, _ = _cli(["--start", FIRST, "--end", before], env)
-        print(f"  {back_wall:.1f} s; steps {back_steps}", flush=True)
+        back = _record(*_cli(["--start", FIRST, "--end", before], env))
+        print(f"  {back['wall_s']:.1f} s, peak RSS {back['max_rss_gib']:.2f} GiB; "
+              f"steps {back['steps']}", flush=True)
         runs = []
         for day in days:
-            wall, steps, out = _cli(["--start", day, "--end", day], env)
-            read = READ_RE.findall(out)
+            proc, steps = _cli(["--start", day, "--end", day], env)
+            read = READ_RE.findall(proc.output)
             rows, read_from, mode = read[-1] if read else ("?", "?", "?")
-            runs.append({"day": day, "wall_s": wall, "steps": steps, "return_rows_read": rows,
+            runs.append({"day": day, **_record(proc, steps), "return_rows_read": rows,
                          "read_from": read_from, "read_mode": mode})
-            print(f"day {day}: {wall:.1f} s; steps {steps}; read {rows} return rows from "
-                  f"{read_from} ({mode})", flush=True)
+            print(f"day {day}: {proc.wall:.1f} s, peak RSS {gib(proc.max_rss_kib):.2f} GiB; "
+                  f"steps {steps}; read {rows} return rows from {read_from} ({mode})",
+                  flush=True)
     last = runs[-1]
     betas_day = last["steps"].get("daily_betas", float("nan"))
-    betas_back = back_steps.get("daily_betas", float("nan"))
+    betas_back = back["steps"].get("daily_betas", float("nan"))
     result = {
-        "day": days, "backfill": {"start": FIRST, "end": before, "wall_s": back_wall,
-                                  "steps": back_steps},
-        "days": runs, "import": probe,
-        "ratio_day_over_backfill": {"wall": last["wall_s"] / back_wall,
+        "day": days, "backfill": {"start": FIRST, "end": before, **back},
+        "days": runs, "import": probe, "machine": info,
+        "ratio_day_over_backfill": {"wall": last["wall_s"] / back["wall_s"],
                                     "daily_betas": betas_day / betas_back},
         "targets": {"daily_betas_s": TARGET_BETAS_S, "day_s": TARGET_DAY_S},
     }
-    out = Path(opts.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
+    assets = ("raw_prices", "raw_market", "daily_returns", "daily_betas")
+    table = []
+    for label, rec in [(f"backfill {FIRST}..{before}", back)] + [
+        (f"day {r['day']} (read {r['return_rows_read']} rows, {r['read_mode']})", r)
+        for r in runs
+    ]:
+        table.append([label, f"{rec['wall_s']:.1f}", f"{rec['cpu_s']:.1f}",
+                      f"{rec['max_rss_gib']:.2f}",
+                      *(f"{rec['steps'].get(s, float('nan')):.2f}" for s in assets)])
     lines = [
         "# One incremental day after a backfill (Kaggle S&P 500, csv source `shared_data`)",
         "",
-        "| run | wall s | raw_prices s | raw_market s | daily_returns s | daily_betas s |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for label, wall, steps in [(f"backfill {FIRST}..{before}", back_wall, back_steps)] + [
-        (f"day {r['day']} (read {r['return_rows_read']} rows, {r['read_mode']})", r["wall_s"],
-         r["steps"]) for r in runs
-    ]:
-        cells = [f"{steps.get(s, float('nan')):.2f}"
-                 for s in ("raw_prices", "raw_market", "daily_returns", "daily_betas")]
-        lines.append(f"| {label} | {wall:.1f} | " + " | ".join(cells) + " |")
-    lines += [
+        *md_table(["run", "wall s", "CPU s", "peak RSS GiB", *(f"{a} s" for a in assets)],
+                  table, "lrrrrrrr"),
         "",
         f"Ratio day/backfill: wall {result['ratio_day_over_backfill']['wall']:.3f}, "
         f"daily_betas {result['ratio_day_over_backfill']['daily_betas']:.3f}. "
         f"Targets: daily_betas <= {TARGET_BETAS_S} s, day <= {TARGET_DAY_S} s. "
         f"`import beta_pipeline.definitions`: {probe['import_s']:.2f} s (torch loaded: "
-        f"{probe['torch']}, lightning: {probe['lightning']}, matplotlib: {probe['matplotlib']}).",
+        f"{probe['torch']}, lightning: {probe['lightning']}, matplotlib: {probe['matplotlib']}). "
+        f"{info['cores']} cores, load average {info['load'][0]:.1f} at the start.",
         "",
     ]
-    out.with_suffix(".md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    text = "\n".join(lines)
+    for path in write_results(Path(opts.out), text, result):
+        print(f"written: {path}")
+    print(text)
     return 0
 
 
