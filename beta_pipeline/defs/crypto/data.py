@@ -35,9 +35,12 @@ def crypto_prices(
     frame = source.load_prices(universe="crypto")
     n = replace(warehouse_db, "crypto.prices", frame)
     context.log.info(f"crypto_prices: wrote {n:,} rows")
-    meta = frame_metadata(frame)
-    meta["preview"] = preview(frame)
-    return dg.MaterializeResult(metadata=meta)
+    return _frame_result(frame)
+
+
+def _frame_result(frame: pd.DataFrame) -> dg.MaterializeResult:
+    """Materialization metadata of a price table written as is: summary and preview."""
+    return dg.MaterializeResult(metadata={**frame_metadata(frame), "preview": preview(frame)})
 
 
 @dg.asset(
@@ -58,9 +61,7 @@ def cross_asset_prices(
     frame = prices.get().load_prices(start, hi + pd.Timedelta(days=1), universe="cross_asset")
     n = replace(warehouse_db, "crypto.cross_asset_prices", frame)
     context.log.info(f"cross_asset_prices: wrote {n:,} rows for {start.date()}..{hi.date()}")
-    meta = frame_metadata(frame)
-    meta["preview"] = preview(frame)
-    return dg.MaterializeResult(metadata=meta)
+    return _frame_result(frame)
 
 
 @dg.asset(
