@@ -13,7 +13,7 @@ no imputation and no masking (the paper keeps only stocks with complete historie
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import lightning as L
 import numpy as np
@@ -221,6 +221,25 @@ def _split_dates(
     return tr, va
 
 
+class BatchShard:
+    """Slice ``rank`` of ``world`` equal slices of every batch of a batch sampler (DDP)."""
+
+    def __init__(self, batches: BatchSampler, rank: int, world: int) -> None:
+        if batches.batch_size % world:
+            raise ValueError(
+                f"batch size {batches.batch_size} is not divisible by the {world} processes"
+            )
+        self.batches, self.rank, self.size = batches, rank, batches.batch_size // world
+
+    def __iter__(self) -> Iterator[list[int]]:
+        lo, hi = self.rank * self.size, (self.rank + 1) * self.size
+        for batch in self.batches:
+            yield batch[lo:hi]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class NeuralBetaDataModule(L.LightningDataModule):
     """Train/val/test window sets, batch sampling and the input scaler (fitted on train)."""
 
@@ -286,15 +305,37 @@ class NeuralBetaDataModule(L.LightningDataModule):
         if seed is not None:
             self.seed = seed
 
+    def _shard(self) -> tuple[int, int]:
+        """``(rank, world size)`` of this process: ``(0, 1)`` outside a multi-process Trainer."""
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
     def train_dataloader(self) -> DataLoader:
+        """Seeded random batches of ``batch_size``. With ``W`` processes (DDP) every process
+        draws the same global batches and keeps its ``batch_size / W`` slice, so the averaged
+        gradient is the one-process gradient of the whole batch."""
         gen = torch.Generator().manual_seed(self.seed)
         sampler = BatchSampler(
             RandomSampler(self.train_set, generator=gen), self.batch_size, drop_last=True
         )
+        rank, world = self._shard()
+        if world > 1:
+            return DataLoader(
+                self.train_set, sampler=BatchShard(sampler, rank, world), batch_size=None
+            )
         return DataLoader(self.train_set, sampler=sampler, batch_size=None)
 
     def _eval_loader(self, data: Dataset, limit: int | None = None) -> DataLoader:
+        """The first ``limit`` items in order; with ``W`` processes, contiguous shard ``rank``
+        (the system sums the per-shard errors over processes)."""
         n = len(data) if limit is None else min(limit, len(data))  # type: ignore[arg-type]
+        rank, world = self._shard()
+        if world > 1:
+            lo, hi = n * rank // world, n * (rank + 1) // world
+            if hi <= lo:
+                raise ValueError(f"{n} evaluation windows cannot be split over {world} processes")
+            shard = BatchSampler(range(lo, hi), self.eval_batch_size, drop_last=False)
+            return DataLoader(data, sampler=shard, batch_size=None)
         sampler = BatchSampler(SequentialSampler(range(n)), self.eval_batch_size, drop_last=False)
         return DataLoader(data, sampler=sampler, batch_size=None)
 

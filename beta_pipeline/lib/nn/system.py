@@ -99,10 +99,23 @@ class NeuralBetaSystem(L.LightningModule):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch)
 
+    def _sum_over_processes(self) -> dict[str, Any]:
+        """Sum the evaluation sums over processes (under DDP each evaluated a shard), so every
+        rank computes the whole split's metrics; returns the ``self.log`` arguments."""
+        if self.trainer.world_size <= 1:
+            return {}
+        keys = sorted(self._acc)
+        sums = torch.tensor([self._acc[k] for k in keys], dtype=torch.float64, device=self.device)
+        sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        self._acc = dict(zip(keys, sums.tolist(), strict=True))
+        # already global and identical on every rank: "max" over ranks keeps them exact
+        return {"sync_dist": True, "reduce_fx": "max"}
+
     def on_validation_epoch_end(self) -> None:
+        sync = self._sum_over_processes()
         metrics = self._eval_metrics()
         for k, v in metrics.items():
-            self.log(f"val_{k}", v)
+            self.log(f"val_{k}", v, **sync)
         if not self.trainer.sanity_checking:
             self.history.append({"step": int(self.global_step), **metrics})
 
@@ -113,8 +126,9 @@ class NeuralBetaSystem(L.LightningModule):
         self._eval_step(batch)
 
     def on_test_epoch_end(self) -> None:
+        sync = self._sum_over_processes()
         for k, v in self._eval_metrics().items():
-            self.log(f"test_{k}", v)
+            self.log(f"test_{k}", v, **sync)
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
