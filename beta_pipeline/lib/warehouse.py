@@ -41,6 +41,24 @@ def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for table in TABLES.values():
         conn.execute(table.ddl())
+    _add_new_columns(conn)
+
+
+def _add_new_columns(conn: duckdb.DuckDBPyConnection) -> None:
+    """Add declared nullable columns that a table created by an older version lacks (a
+    column added to a declaration later, e.g. ``neuralbeta.runs.study``); old rows get NULL."""
+    have = {
+        (schema, table, column)
+        for schema, table, column in conn.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns"
+        ).fetchall()
+    }
+    for table in TABLES.values():
+        schema, name = table.name.split(".")
+        for column, sql_type in table.columns:
+            if (schema, name, column) in have or "NOT NULL" in sql_type.upper():
+                continue
+            conn.execute(f"ALTER TABLE {table.name} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
 
 
 #: Environment variable: how long (seconds) an open waits for another process's lock.
@@ -642,20 +660,13 @@ def _check_arrow_piece(
         )
 
 
-def replace_keys(
-    conn: duckdb.DuckDBPyConnection,
-    table_name: str,
-    frame: pd.DataFrame,
-    key_values: dict[str, Sequence[object] | object],
-) -> int:
-    """Replace rows matching ``key_values`` (``col = value`` or ``col IN values``)."""
-    table = TABLES[table_name]
-    data = _frame_for(table, frame)
+def _key_filter(table: Table, key_values: dict[str, Sequence[object] | object]) -> tuple[str, list]:
+    """``WHERE`` text and parameters matching ``key_values`` (``col = v`` / ``col IN vs``)."""
     where: list[str] = []
     params: list[object] = []
     for col, value in key_values.items():
         if col not in table.column_names:
-            raise ValueError(f"{col} is not a column of {table_name}")
+            raise ValueError(f"{col} is not a column of {table.name}")
         if isinstance(value, (list, tuple, set)):
             values = list(value)
             if not values:
@@ -666,7 +677,30 @@ def replace_keys(
         else:
             where.append(f"{col} = ?")
             params.append(value)
-    return _delete_insert(conn, table, data, " AND ".join(where) or "TRUE", params)
+    return " AND ".join(where) or "TRUE", params
+
+
+def replace_keys(
+    conn: duckdb.DuckDBPyConnection,
+    table_name: str,
+    frame: pd.DataFrame,
+    key_values: dict[str, Sequence[object] | object],
+) -> int:
+    """Replace rows matching ``key_values`` (``col = value`` or ``col IN values``)."""
+    return replace_keys_together(conn, [(table_name, frame, key_values)])
+
+
+def replace_keys_together(
+    conn: duckdb.DuckDBPyConnection,
+    items: Sequence[tuple[str, pd.DataFrame, dict[str, Sequence[object] | object]]],
+) -> int:
+    """:func:`replace_keys` for several ``(table, frame, key_values)`` in ONE transaction:
+    all tables change or none (e.g. a training run's row and its history)."""
+    planned = []
+    for table_name, frame, key_values in items:
+        table = TABLES[table_name]
+        planned.append((table, _frame_for(table, frame), *_key_filter(table, key_values)))
+    return _delete_insert_all(conn, planned)
 
 
 def _delete_insert(
@@ -676,21 +710,35 @@ def _delete_insert(
     where: str,
     params: list[object],
 ) -> int:
-    cols = ", ".join(table.column_names)
-    conn.register("_incoming", data)
+    return _delete_insert_all(conn, [(table, data, where, params)])
+
+
+def _delete_insert_all(
+    conn: duckdb.DuckDBPyConnection,
+    planned: Sequence[tuple[Table, pd.DataFrame, str, list[object]]],
+) -> int:
+    """For each ``(table, data, where, params)``: delete ``where``, insert ``data``; one
+    transaction (the frames are registered outside it, so a failed statement rolls back
+    cleanly)."""
+    names = [f"_incoming_{i}" for i in range(len(planned))]
+    for name, (_, data, _, _) in zip(names, planned, strict=True):
+        conn.register(name, data)
     try:
         conn.execute("BEGIN TRANSACTION")
         try:
-            conn.execute(f"DELETE FROM {table.name} WHERE {where}", params)
-            if len(data):
-                conn.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM _incoming")
+            for name, (table, data, where, params) in zip(names, planned, strict=True):
+                cols = ", ".join(table.column_names)
+                conn.execute(f"DELETE FROM {table.name} WHERE {where}", params)
+                if len(data):
+                    conn.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {name}")
             conn.execute("COMMIT")
         except Exception:
             conn.execute("ROLLBACK")
             raise
     finally:
-        conn.unregister("_incoming")
-    return len(data)
+        for name in names:
+            conn.unregister(name)
+    return sum(len(data) for _, data, _, _ in planned)
 
 
 def read_window(
