@@ -37,6 +37,10 @@ DEFAULT_NB_MODELS = "gru_nbi"
 #: The main command leaves out the constant scenario (a null check: nothing beats OLS
 #: there) to stay near 15 minutes on 2 cores; ``--nb-experiments all`` adds it.
 DEFAULT_NB_EXPERIMENTS = "stepwise,cyclical,univariate,multivariate"
+#: The main command's walk-forward: every 5th cut-off year (the newest always), 600 updates
+#: each (~1 CPU-minute on the embedded data); yearly retraining is ``--nb-walkforward-every 1``.
+DEFAULT_WALKFORWARD_EVERY = 5
+DEFAULT_WALKFORWARD_STEPS = 600
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -73,6 +77,28 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--nb-budget", default="quick", help="quick (CPU, default), paper (GPU) or tiny"
     )
     run.add_argument("--nb-threads", type=int, default=2, help="torch threads per training")
+    run.add_argument(
+        "--nb-market-study",
+        choices=["walkforward", "table1", "both"],
+        default="walkforward",
+        help="how the market experiments train: walkforward (one model per cut-off year, "
+        "betas out of sample for every year after the first; default), table1 (one 8/2/4 "
+        "split, Table 1's market rows) or both",
+    )
+    run.add_argument(
+        "--nb-walkforward-every",
+        type=int,
+        default=DEFAULT_WALKFORWARD_EVERY,
+        help="retrain every N-th cut-off year, counted back from the newest (1: yearly; "
+        f"default {DEFAULT_WALKFORWARD_EVERY}); a date uses the newest earlier cut-off",
+    )
+    run.add_argument(
+        "--nb-walkforward-steps",
+        type=int,
+        default=DEFAULT_WALKFORWARD_STEPS,
+        help="updates per walk-forward training (0: the budget's own; default "
+        f"{DEFAULT_WALKFORWARD_STEPS})",
+    )
 
     query = sub.add_parser(
         "query",
@@ -252,12 +278,19 @@ def _run_jobs(args: argparse.Namespace) -> int:
             # static / experiment x model partitions: one run per key, in order
             part_keys = _static_keys(job_name, job.partitions_def, args)
             if decl.training_config_op:
-                run_config["ops"] = {decl.training_config_op: {"config": _nb_config(args)}}
+                nb_config = _nb_config(args, walkforward=decl.cli_keys == "walkforward")
+                run_config["ops"] = {decl.training_config_op: {"config": nb_config}}
+            if not part_keys:
+                print(f"[{job_name}] no partition selected; skipped")
+                continue
             for pk in part_keys:
                 ok = _execute(job, job_name, names, instance, keys, {}, run_config, pk) and ok
             continue  # a failed model or scenario does not stop the unrelated jobs after it
         if decl.needs_market_model and not _has_market_model(args):
             print(f"[{job_name}] no market NeuralBeta model selected; skipped")
+            continue
+        if decl.cli_keys == "walkforward" and args.nb_market_study == "table1":
+            print(f"[{job_name}] --nb-market-study table1: skipped")
             continue
         rng = _partition_range(job.partitions_def, start, end)
         if rng is None:
@@ -332,10 +365,15 @@ def _static_keys(job_name: str, partitions_def, args: argparse.Namespace) -> lis
     import dagster as dg
 
     from beta_pipeline.defs.jobs import job_decl
-    from beta_pipeline.lib.neuralbeta.experiments import EXPERIMENTS, MODELS
+    from beta_pipeline.lib.neuralbeta.experiments import EXPERIMENTS, MARKET_EXPERIMENTS, MODELS
 
     experiments = _choice(args.nb_experiments, EXPERIMENTS, "NeuralBeta experiment")
-    if job_decl(job_name).cli_keys == "experiment_models":
+    cli_keys = job_decl(job_name).cli_keys
+    if cli_keys == "walkforward":
+        return _walkforward_keys(experiments, args) if args.nb_market_study != "table1" else []
+    if cli_keys == "experiment_models":
+        if args.nb_market_study == "walkforward":
+            experiments = [e for e in experiments if e not in MARKET_EXPERIMENTS]
         models = _choice(args.nb_models, MODELS, "NeuralBeta model")
         return [
             str(dg.MultiPartitionKey({"experiment": e, "model": m}))
@@ -346,8 +384,42 @@ def _static_keys(job_name: str, partitions_def, args: argparse.Namespace) -> lis
     return [k for k in keys if k in experiments or k == "kalman_step"]
 
 
-def _nb_config(args: argparse.Namespace) -> dict:
-    return {"budget": args.nb_budget, "threads": args.nb_threads, "progress": sys.stderr.isatty()}
+def _walkforward_keys(experiments: list[str], args: argparse.Namespace) -> list[str]:
+    """Cut-off year x market model keys the warehouse's data supports (every
+    ``--nb-walkforward-every``-th year, newest first kept), oldest cut-off first."""
+    import dagster as dg
+
+    from beta_pipeline.lib.neuralbeta import store, walkforward
+    from beta_pipeline.lib.neuralbeta.experiments import MARKET_EXPERIMENTS, MODELS
+    from beta_pipeline.lib.warehouse import open_warehouse
+
+    market = [e for e in experiments if e in MARKET_EXPERIMENTS]
+    models = _choice(args.nb_models, MODELS, "NeuralBeta model")
+    path = get_settings().warehouse_path
+    if not market or not path.exists():
+        return []
+    with open_warehouse(path, read_only=True) as conn:
+        returns, factors = store.read_market(conn)
+    keys = []
+    for experiment in market:
+        years = walkforward.available_cutoffs(
+            returns, factors, experiment, window=64, every=args.nb_walkforward_every
+        )
+        if not years:
+            print(f"walk-forward {experiment}: the data has no complete year to train on")
+        keys += [
+            (year, str(dg.MultiPartitionKey({"cutoff": str(year), "model": spec})))
+            for year in years
+            for spec in (walkforward.spec_key(experiment, m) for m in models)
+        ]
+    return [k for _, k in sorted(keys)]
+
+
+def _nb_config(args: argparse.Namespace, walkforward: bool = False) -> dict:
+    config = {"budget": args.nb_budget, "threads": args.nb_threads}
+    if walkforward and args.nb_walkforward_steps > 0:
+        config["max_steps"] = args.nb_walkforward_steps
+    return {**config, "progress": sys.stderr.isatty()}
 
 
 def _print_summary(path: Path) -> None:

@@ -168,6 +168,10 @@ def instance_yaml(dagster_home: Path) -> str:
 SOURCE_CACHE_ENV = "BETA_PIPELINE_SOURCE_CACHE"
 
 
+#: Environment variable: fsspec URL (or folder) of the walk-forward model bundles.
+MODELS_URL_ENV = "BETA_PIPELINE_MODELS_URL"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved locations and choices of one beta_pipeline installation."""
@@ -194,6 +198,13 @@ class Settings:
         if os.environ.get(SOURCE_CACHE_ENV, "").strip().lower() in {"off", "0", "false", "no"}:
             return None
         return self.home / "cache" / "sources"
+
+    @property
+    def models_url(self) -> str:
+        """Where walk-forward run bundles go: ``BETA_PIPELINE_MODELS_URL`` (an fsspec URL or
+        folder shared by every training worker), else ``artifacts/neuralbeta/bundles``."""
+        url = os.environ.get(MODELS_URL_ENV, "").strip()
+        return url or str(self.artifacts_dir / "neuralbeta" / "bundles")
 
 
 def get_settings() -> Settings:

@@ -101,7 +101,9 @@ def test_neuralbeta_partition_choice() -> None:
     from beta_pipeline.cli import _has_market_model, _static_keys
     from beta_pipeline.defs.neuralbeta import model_partitions, scenario_partitions
 
-    args = argparse.Namespace(nb_experiments="stepwise,univariate", nb_models="gru_nbi,attn_nb")
+    args = argparse.Namespace(
+        nb_experiments="stepwise,univariate", nb_models="gru_nbi,attn_nb", nb_market_study="both"
+    )
     keys = _static_keys("neuralbeta_model_job", model_partitions, args)
     assert keys == [
         "stepwise|gru_nbi",
@@ -110,6 +112,9 @@ def test_neuralbeta_partition_choice() -> None:
         "univariate|attn_nb",
     ]
     assert all(k in model_partitions.get_partition_keys() for k in keys)
+    # by default the market experiments train walk-forward, not on Table 1's single split
+    args.nb_market_study = "walkforward"
+    assert _static_keys("neuralbeta_model_job", model_partitions, args) == keys[:2]
     assert _static_keys("synthetic_scenarios_job", scenario_partitions, args) == [
         "stepwise",
         "kalman_step",
@@ -120,7 +125,7 @@ def test_neuralbeta_partition_choice() -> None:
         _static_keys(
             "neuralbeta_model_job",
             model_partitions,
-            argparse.Namespace(nb_experiments="all", nb_models="lstm"),
+            argparse.Namespace(nb_experiments="all", nb_models="lstm", nb_market_study="both"),
         )
 
 

@@ -95,7 +95,9 @@ def test_jobs_exist_and_automation_replaces_schedules(defs: dg.Definitions) -> N
         "raw_prices", "raw_market", "daily_returns", "daily_betas", "monthly_returns",
         "monthly_betas", "beta_portfolio_sorts", "hedging_performance", "neuralbeta_betas",
     } <= automated
-    assert "neuralbeta_model" not in automated  # training runs on demand
+    assert "neuralbeta_model" not in automated  # Table 1 training runs on demand
+    # walk-forward retrains when a year ends; its runs are loaded after any training
+    assert {"neuralbeta_walkforward_model", "neuralbeta_runs"} <= automated
     from beta_pipeline.defs.automation import automation_sensor
 
     # on for live sources, off for the static embedded data, overridable
@@ -123,6 +125,14 @@ def test_duckdb_writers_share_the_writer_pool() -> None:
     assert len(writers) >= 6
     for asset in writers:
         assert asset.op.pool == DUCKDB_POOL, f"{asset.keys} writes DuckDB outside the pool"
+    # training never holds the writer slot (nor writes DuckDB: neuralbeta_runs loads its runs)
+    trainers = [a for a in definitions_module.ASSETS if "lightning" in next(iter(a.specs)).kinds]
+    assert {k.to_user_string() for a in trainers for k in a.keys} >= {
+        "neuralbeta_model",
+        "neuralbeta_walkforward_model",
+    }
+    for asset in trainers:
+        assert asset.op.pool is None and asset not in writers, asset.keys
     # the quality checks write quality.check_results
     assert QUALITY_CHECKS
     for check in QUALITY_CHECKS:

@@ -78,6 +78,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
             ops={"neuralbeta_model": {"config": TINY}},
             instance=inst,
         )
+    _run(defs, "neuralbeta_runs_job", ["neuralbeta_runs"], instance=inst)
     nb_daily = _run(
         defs, "neuralbeta_daily_job", ["neuralbeta_betas", "nbi_weights"], rng=True, instance=inst
     )

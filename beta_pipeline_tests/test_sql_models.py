@@ -230,7 +230,7 @@ def test_sql_reading_an_unknown_table_is_a_clear_error(tmp_path: Path):
         ("portfolios.summary", {"beta_portfolio_summary"}),
         ("portfolios.sort_skipped", {"beta_portfolio_sorts"}),
         ("neuralbeta.betas", {"neuralbeta_betas"}),
-        ("neuralbeta.history", {"neuralbeta_model"}),
+        ("neuralbeta.history", {"neuralbeta_runs"}),
         ("crypto.grid_search", {"crypto_neural_betas"}),
         ("betas.estimator_params", {"daily_betas"}),
     ],

@@ -17,7 +17,10 @@ chained by clock offsets:
   and the blocking checks passed.
 - Monthly factors are re-read for the last ``MONTHLY_REFRESH`` every evening: French-style
   files publish a month late and revise, and the monthly chain picks the update up.
-- Training and the synthetic study run on demand (CLI or UI), not automatically.
+- Walk-forward NeuralBeta models retrain when a year ends: the newest cut-off year's
+  partition appears on 1 January and runs once that year's sessions are loaded and checked;
+  every training's run bundle is then loaded into the warehouse by ``neuralbeta_runs``.
+- Table 1 training and the synthetic study run on demand (CLI or UI), not automatically.
 
 The CLI (``beta-pipeline run``) is for one-shot backfills and writes the same rows.
 """
@@ -45,6 +48,9 @@ MONTHLY_CATCH_UP = datetime.timedelta(days=100)
 MONTHLY_REFRESH = datetime.timedelta(days=65)
 #: The model asset: its missing partitions never block inference or sorts.
 MODEL_ASSET = "neuralbeta_model"
+#: Walk-forward training (cut-off years) and the step that loads every training's runs.
+WALKFORWARD_ASSET = "neuralbeta_walkforward_model"
+RUNS_ASSET = "neuralbeta_runs"
 
 
 def load_new_sessions() -> dg.AutomationCondition:
@@ -127,12 +133,38 @@ def check_with_its_asset() -> dg.AutomationCondition:
 
 
 def with_trained_model(lookback: datetime.timedelta) -> dg.AutomationCondition:
-    """Inference on sessions: as ``after_inputs`` (model partitions ignored) and only once
-    at least one model has been trained."""
-    has_model = AC.any_deps_match(~AC.missing()).allow(dg.AssetSelection.assets(MODEL_ASSET))
-    return (after_inputs(lookback, ignore=[MODEL_ASSET]) & has_model).with_label(
+    """Inference on sessions: as ``after_inputs`` (model assets ignored) and only once at
+    least one model has been trained (Table 1 or walk-forward)."""
+    has_model = AC.any_deps_match(~AC.missing()).allow(dg.AssetSelection.assets(RUNS_ASSET))
+    return (after_inputs(lookback, ignore=[RUNS_ASSET]) & has_model).with_label(
         "inputs complete, a model trained"
     )
+
+
+def after_training() -> dg.AutomationCondition:
+    """The loader of training runs: after any training (Table 1 or walk-forward) updated,
+    once none is in progress. Not gated on the trainings' checks (most partitions of a
+    walk-forward grid never run): the loader itself skips a bundle with non-finite weights."""
+    return (
+        AC.any_deps_updated().since_last_handled() & ~AC.any_deps_in_progress() & ~AC.in_progress()
+    ).with_label("after a training")
+
+
+def retrain_after_year() -> dg.AutomationCondition:
+    """Walk-forward training: the newest cut-off year's models once that year has ended
+    (its partition appears on 1 January) and all its sessions are loaded and checked; a
+    failed training is retried once per evening. Earlier cut-offs: backfill (CLI or UI)."""
+    retry = AC.execution_failed() & AC.cron_tick_passed(INGESTION_CRON, INGESTION_TZ)
+    # updated: the year's last session usually loads after the partition appeared
+    # (00:00 UTC); a later correction of the year's data retrains too
+    return (
+        AC.in_latest_time_window()
+        & (AC.newly_missing() | AC.any_deps_updated() | retry).since_last_handled()
+        & ~AC.any_deps_missing()
+        & ~AC.any_deps_in_progress()
+        & ~AC.in_progress()
+        & AC.all_deps_blocking_checks_passed()
+    ).with_label("a cut-off year has ended")
 
 
 #: Asset name -> its condition. Assets not listed (training, synthetic study, crypto) run on
@@ -146,6 +178,8 @@ CONDITIONS: dict[str, Callable[[], dg.AutomationCondition]] = {
     "daily_betas": lambda: after_inputs(CATCH_UP),
     "neuralbeta_betas": lambda: with_trained_model(CATCH_UP),
     "nbi_weights": lambda: with_trained_model(CATCH_UP),
+    WALKFORWARD_ASSET: retrain_after_year,
+    RUNS_ASSET: after_training,
     "monthly_returns": lambda: after_inputs(MONTHLY_CATCH_UP),
     "monthly_betas": lambda: after_inputs(MONTHLY_CATCH_UP),
     "beta_portfolio_sorts": lambda: after_inputs(
@@ -167,7 +201,9 @@ def condition_for(asset: dg.AssetsDefinition, key: dg.AssetKey) -> dg.Automation
         return None
     group = asset.group_names_by_key.get(key)
     if name in ANALYTICS_ASSETS or (group in ANALYTICS_GROUPS and asset.specs_by_key[key].deps):
-        return after_upstream_updates(ignore_failed=[MODEL_ASSET, "neuralbeta_betas"])
+        return after_upstream_updates(
+            ignore_failed=[MODEL_ASSET, WALKFORWARD_ASSET, "neuralbeta_betas"]
+        )
     return None
 
 

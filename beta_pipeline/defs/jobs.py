@@ -6,7 +6,8 @@ A run targets assets that share one partitions definition, so the pipeline has
 (weekday partitions), ``monthly_job`` (months), ``analytics_job`` (unpartitioned assets
 downstream of partitioned ones: leaderboards, SQL marts, evaluations), one job per other
 partitioning (``synthetic_scenarios_job``, ``synthetic_baselines_job``,
-``neuralbeta_model_job``), ``neuralbeta_daily_job`` (weekday assets that need a trained
+``neuralbeta_model_job``, ``neuralbeta_walkforward_job``), the single writer of training
+runs (``neuralbeta_runs_job``), ``neuralbeta_daily_job`` (weekday assets that need a trained
 model) and one job per opt-in group (``crypto_job``). :func:`build_jobs` checks that every
 asset is in exactly one job and that a job's assets share its partitions definition.
 
@@ -23,7 +24,9 @@ from typing import Literal
 
 import dagster as dg
 
+from beta_pipeline.defs.executors import training_executor
 from beta_pipeline.defs.neuralbeta.training import model_partitions
+from beta_pipeline.defs.neuralbeta.walkforward import walkforward_partitions
 from beta_pipeline.defs.partitions import monthly_partitions, session_partitions
 from beta_pipeline.defs.sql_models.assets import GROUP as MARTS_GROUP
 from beta_pipeline.defs.synthetic.assets import baseline_partitions, scenario_partitions
@@ -31,8 +34,9 @@ from beta_pipeline.defs.synthetic.assets import baseline_partitions, scenario_pa
 #: How ``beta-pipeline run`` picks a job's partitions: ``range``: the days / months of
 #: ``--start..--end`` (one single-run backfill; none for an unpartitioned job);
 #: ``experiments``: one run per chosen ``--nb-experiments`` key (plus ``kalman_step``);
-#: ``experiment_models``: one run per ``--nb-experiments`` x ``--nb-models`` key.
-CliKeys = Literal["range", "experiments", "experiment_models"]
+#: ``experiment_models``: one run per ``--nb-experiments`` x ``--nb-models`` key;
+#: ``walkforward``: one run per cut-off year the data supports x chosen market model.
+CliKeys = Literal["range", "experiments", "experiment_models", "walkforward"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class JobDecl:
     training_config_op: str | None = None
     #: skipped by the CLI unless a market NeuralBeta experiment is chosen
     needs_market_model: bool = False
+    #: the job's executor (None: the code location's default); see ``defs/executors.py``
+    executor_def: dg.ExecutorDefinition | None = None
 
     def define(self) -> dg.UnresolvedAssetJobDefinition:
         """The Dagster job."""
@@ -58,6 +64,7 @@ class JobDecl:
             selection=self.selection,
             partitions_def=self.partitions_def,
             description=self.description,
+            executor_def=self.executor_def,
         )
 
 
@@ -104,6 +111,21 @@ JOBS: tuple[JobDecl, ...] = (
         model_partitions,
         cli_keys="experiment_models",
         training_config_op="neuralbeta_model",
+    ),
+    JobDecl(
+        "neuralbeta_walkforward_job",
+        _assets("neuralbeta_walkforward_model"),
+        "Walk-forward trainings (cut-off year x market model); steps may run on Celery workers.",
+        walkforward_partitions,
+        cli_keys="walkforward",
+        training_config_op="neuralbeta_walkforward_model",
+        needs_market_model=True,
+        executor_def=training_executor(),
+    ),
+    JobDecl(
+        "neuralbeta_runs_job",
+        _assets("neuralbeta_runs"),
+        "Load the training runs' bundles into the warehouse (the single writer step).",
     ),
     JobDecl(
         "neuralbeta_daily_job",

@@ -115,6 +115,13 @@ class ArtifactStore(dg.ConfigurableResource):
     """Folder for plots, checkpoints and large arrays (``$BETA_PIPELINE_HOME/artifacts``)."""
 
     root: str
+    models_url: str | None = None
+    """fsspec URL or folder of the walk-forward run bundles, shared by every worker
+    (default ``<root>/neuralbeta/bundles``)."""
+
+    def models_root(self) -> str:
+        """Where run bundles go (:attr:`models_url`, else under :attr:`root`)."""
+        return self.models_url or str(Path(self.root) / "neuralbeta" / "bundles")
 
     def path(self, *parts: str) -> Path:
         target = Path(self.root).joinpath(*parts)
@@ -132,7 +139,9 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             config_path=settings.csv_config,
             cache_dir=str(settings.source_cache_dir) if settings.source_cache_dir else None,
         ),
-        "artifacts": ArtifactStore(root=str(settings.artifacts_dir)),
+        "artifacts": ArtifactStore(
+            root=str(settings.artifacts_dir), models_url=settings.models_url
+        ),
     }
 
 

@@ -17,7 +17,7 @@ from beta_pipeline.lib.neuralbeta.experiments import MARKET_EXPERIMENTS, SYNTHET
 
 @dg.asset(
     deps=[
-        dg.AssetDep("neuralbeta_model", partition_mapping=dg.AllPartitionMapping()),
+        "neuralbeta_runs",
         dg.AssetDep("synthetic_baselines", partition_mapping=dg.AllPartitionMapping()),
     ],
     pool=DUCKDB_POOL,
@@ -39,7 +39,7 @@ def neuralbeta_evaluation(
     if runs.empty:
         context.log.warning(
             "neuralbeta_evaluation: no trained NeuralBeta model with a test split yet; "
-            "materialize neuralbeta_model first (nothing evaluated)"
+            "materialize neuralbeta_model, then neuralbeta_runs (nothing evaluated)"
         )
         return
     syn_runs = runs[runs["experiment"].isin(SYNTHETIC_EXPERIMENTS)]

@@ -24,6 +24,9 @@ class NeuralBetaBetasConfig(dg.Config):
     experiments: list[str] = list(MARKET_EXPERIMENTS)
     models: list[str] = list(MODELS)
     weights: bool = True
+    studies: list[str] = list(inference.STUDIES)
+    """Runs to serve from, by preference: walkforward (one model per cut-off year), then
+    table1 (the single split of neuralbeta_model) for models without walk-forward runs."""
 
 
 def _log_gaps(context: dg.AssetExecutionContext, out: inference.DailyBetas, label: str) -> None:
@@ -47,7 +50,7 @@ def _log_gaps(context: dg.AssetExecutionContext, out: inference.DailyBetas, labe
         dg.AssetSpec(
             "neuralbeta_betas",
             deps=[
-                dg.AssetDep("neuralbeta_model", partition_mapping=dg.AllPartitionMapping()),
+                "neuralbeta_runs",
                 "daily_returns",
                 "raw_market",
             ],
@@ -58,7 +61,7 @@ def _log_gaps(context: dg.AssetExecutionContext, out: inference.DailyBetas, labe
         ),
         dg.AssetSpec(
             "nbi_weights",
-            deps=[dg.AssetDep("neuralbeta_model", partition_mapping=dg.AllPartitionMapping())],
+            deps=["neuralbeta_runs"],
             kinds={"pytorch", "duckdb"},
             group_name=GROUP,
             description="Per-lag NBI weights behind each daily NeuralBeta-Interpretable beta.",
@@ -82,14 +85,19 @@ def neuralbeta_betas(
     read_from = start - pd.offsets.BDay(LOOKBACK_WEEKDAYS)
     with warehouse_db.reader() as conn:
         if not store.table_exists(conn, "neuralbeta.runs"):
-            raise dg.Failure("no NeuralBeta model yet: materialize neuralbeta_model first")
+            raise dg.Failure(
+                "no NeuralBeta model yet: materialize neuralbeta_walkforward_model or "
+                "neuralbeta_model, then neuralbeta_runs"
+            )
         runs = store.market_runs(conn, config.experiments)
         runs = runs[runs["model"].isin(config.models) & runs["trained_through"].notna()]
+        runs = inference.choose_runs(runs, config.studies)
         returns, market = store.read_market(conn, end, read_from)
     if runs.empty:
         raise dg.Failure(
-            "no trained market NeuralBeta model: materialize neuralbeta_model for "
-            "experiment univariate or multivariate first"
+            "no trained market NeuralBeta model: materialize neuralbeta_walkforward_model "
+            "or neuralbeta_model for experiment univariate or multivariate, then "
+            "neuralbeta_runs"
         )
     out = inference.daily_betas(returns, market, runs, start, end, config.weights)
     with warehouse_db.writer() as conn:

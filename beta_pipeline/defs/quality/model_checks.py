@@ -9,10 +9,11 @@
 - ``betas_cover_sessions`` (error, blocking): every session of the window with returns has
   beta rows, once the return history is ``MIN_HISTORY_SESSIONS`` sessions long.
 
-``neuralbeta_model_sanity`` (the checkpoints materialized by the run):
+``neuralbeta_model_sanity`` and ``neuralbeta_walkforward_model_sanity`` (the checkpoints
+materialized by the run, read from their run bundles):
 
 - ``weights_finite`` (error, blocking): every tensor of the checkpoint's state dict is finite.
-- ``val_not_worse_than_ols`` (warn): the best validation RMSE(y) (``neuralbeta.history`` at
+- ``val_not_worse_than_ols`` (warn): the best validation RMSE(y) (the bundle's history at
   the run's best step) is at most the window-OLS RMSE(y) on the same validation windows,
   which ``neuralbeta_model`` records as ``ols_val_rmse_y``
   (:func:`beta_pipeline.lib.quality.model_rules.window_ols_rmse`).
@@ -27,12 +28,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import dagster as dg
+import pandas as pd
 
 from beta_pipeline.defs.automation import check_with_its_asset
 from beta_pipeline.defs.partitions import DUCKDB_POOL
 from beta_pipeline.defs.quality.checks import record_outcomes
 from beta_pipeline.defs.resources import DuckDBWarehouse
 from beta_pipeline.defs.util import partition_label, window
+from beta_pipeline.lib.neuralbeta import bundles
 from beta_pipeline.lib.quality import CheckOutcome, beta_rules, model_rules
 
 if TYPE_CHECKING:
@@ -117,70 +120,89 @@ def _meta_value(meta: Mapping[str, object], key: str) -> object:
     return getattr(value, "value", value)
 
 
-@dg.multi_asset_check(
-    name="neuralbeta_model_sanity",
-    specs=[
-        dg.AssetCheckSpec(
-            "weights_finite",
-            asset="neuralbeta_model",
-            description="every tensor of the run's checkpoint is finite",
-            blocking=True,
-        ),
-        dg.AssetCheckSpec(
-            "val_not_worse_than_ols",
-            asset="neuralbeta_model",
-            description="best validation RMSE(y) <= window-OLS RMSE(y) on the same windows",
-        ),
-    ],
-    pool=DUCKDB_POOL,
-    description="Finite weights and validation loss vs OLS of the run's NeuralBeta models.",
-)
-def neuralbeta_model_sanity(
-    context: dg.AssetCheckExecutionContext, warehouse_db: DuckDBWarehouse
-) -> Iterator[dg.AssetCheckResult]:
-    """Checks the models this run materialized (else the latest one)."""
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("neuralbeta_model")), limit=50
-    ).records
-    mine = [r for r in records if r.run_id == context.op_execution_context.run_id] or records[:1]
-    if not mine:
-        raise dg.Failure("neuralbeta_model_sanity: no materialization of neuralbeta_model")
-    by_check: dict[str, list[CheckOutcome]] = {}
-    for record in mine:
-        meta = record.asset_materialization.metadata if record.asset_materialization else {}
-        run_id = str(_meta_value(meta, "run_id"))
-        label = str(record.partition_key or run_id)
-        with warehouse_db.reader() as conn:
-            row = conn.execute(
-                "SELECT h.rmse_y FROM neuralbeta.runs r JOIN neuralbeta.history h "
-                "ON h.run_id = r.run_id AND h.step = r.best_step WHERE r.run_id = ?",
-                [run_id],
-            ).fetchone()
-        ols = _meta_value(meta, "ols_val_rmse_y")
-        outcomes = model_rules.check_model_run(
-            str(_meta_value(meta, "checkpoint")),
-            None if row is None or row[0] is None else float(row[0]),
-            None if ols is None else float(ols),
-        )
-        record_outcomes(warehouse_db, outcomes, "neuralbeta_model", label)
-        for o in outcomes:
-            by_check.setdefault(o.check_name, []).append(
-                CheckOutcome(
-                    o.check_name, o.passed, o.severity, o.observed, f"{label}: {o.details}"
-                )
+def model_sanity(asset: str, record: bool = True) -> dg.AssetChecksDefinition:
+    """``<asset>_sanity``: finite weights (blocking) and validation RMSE(y) vs window OLS of
+    the training runs of ``asset`` that a run materialized, read from their run bundles.
+    ``record``: also write the outcomes to ``quality.check_results`` (a DuckDB writer, in
+    the pool); off where the check runs beside distributed training, which never writes the
+    warehouse (the outcomes stay in Dagster's check results)."""
+
+    @dg.multi_asset_check(
+        name=f"{asset}_sanity",
+        specs=[
+            dg.AssetCheckSpec(
+                "weights_finite",
+                asset=asset,
+                description="every tensor of the run's checkpoint is finite",
+                blocking=True,
+            ),
+            dg.AssetCheckSpec(
+                "val_not_worse_than_ols",
+                asset=asset,
+                description="best validation RMSE(y) <= window-OLS RMSE(y) on the same windows",
+            ),
+        ],
+        pool=DUCKDB_POOL if record else None,
+        description=f"Finite weights and validation loss vs OLS of the run's {asset} models.",
+    )
+    def _sanity(
+        context: dg.AssetCheckExecutionContext, warehouse_db: DuckDBWarehouse
+    ) -> Iterator[dg.AssetCheckResult]:
+        """Checks the models this run materialized (else the latest one)."""
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset)), limit=50
+        ).records
+        run = context.op_execution_context.run_id
+        mine = [r for r in records if r.run_id == run] or records[:1]
+        if not mine:
+            raise dg.Failure(f"{asset}_sanity: no materialization of {asset}")
+        by_check: dict[str, list[CheckOutcome]] = {}
+        for found in mine:
+            meta = found.asset_materialization.metadata if found.asset_materialization else {}
+            label = str(found.partition_key or _meta_value(meta, "run_id"))
+            ols = _meta_value(meta, "ols_val_rmse_y")
+            outcomes = model_rules.check_model_run(
+                str(_meta_value(meta, "checkpoint")),
+                _best_val_rmse_y(str(_meta_value(meta, "bundle"))),
+                None if ols is None else float(ols),
             )
-    merged = [
-        CheckOutcome(
-            name,
-            all(o.passed for o in group),
-            group[0].severity,
-            group[0].observed if len(group) == 1 else sum(not o.passed for o in group),
-            "; ".join(o.details for o in group),
-        )
-        for name, group in by_check.items()
-    ]
-    yield from _results(context, merged, "neuralbeta_model", "run")
+            if record:
+                record_outcomes(warehouse_db, outcomes, asset, label)
+            for o in outcomes:
+                by_check.setdefault(o.check_name, []).append(
+                    CheckOutcome(
+                        o.check_name, o.passed, o.severity, o.observed, f"{label}: {o.details}"
+                    )
+                )
+        merged = [
+            CheckOutcome(
+                name,
+                all(o.passed for o in group),
+                group[0].severity,
+                group[0].observed if len(group) == 1 else sum(not o.passed for o in group),
+                "; ".join(o.details for o in group),
+            )
+            for name, group in by_check.items()
+        ]
+        yield from _results(context, merged, asset, "run")
+
+    return _sanity
+
+
+def _best_val_rmse_y(bundle_url: str) -> float | None:
+    """Validation RMSE(y) at the best step of a run bundle (None when not recorded)."""
+    runs, history = bundles.read_bundles([bundle_url])
+    best = history[history["step"] == runs["best_step"].iloc[0]]["rmse_y"]
+    return None if best.empty or pd.isna(best.iloc[0]) else float(best.iloc[0])
+
+
+neuralbeta_model_sanity = model_sanity("neuralbeta_model")
+walkforward_model_sanity = model_sanity("neuralbeta_walkforward_model", record=False)
 
 
 #: Checks to register in ``definitions.py`` beside ``QUALITY_CHECKS``.
-MODEL_CHECKS: list[dg.AssetChecksDefinition] = [daily_beta_checks(), neuralbeta_model_sanity]
+MODEL_CHECKS: list[dg.AssetChecksDefinition] = [
+    daily_beta_checks(),
+    neuralbeta_model_sanity,
+    walkforward_model_sanity,
+]

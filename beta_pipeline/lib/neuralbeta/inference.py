@@ -34,6 +34,31 @@ class DailyBetas:
     skipped_experiments: dict[str, str] = field(default_factory=dict)
 
 
+#: Studies a daily beta may come from, in order of preference: the walk-forward runs (one
+#: per cut-off year) and the single Table 1 split (``neuralbeta_model``).
+STUDIES: tuple[str, ...] = ("walkforward", "table1")
+
+
+def choose_runs(runs: pd.DataFrame, studies: list[str] | tuple[str, ...] = STUDIES) -> pd.DataFrame:
+    """Per (experiment, model), the runs of the first study in ``studies`` that has any (a
+    run stored before studies were recorded counts as ``table1``): a model's daily betas
+    come from one study, never a mix."""
+    unknown = sorted(set(studies) - set(STUDIES))
+    if unknown:
+        raise ValueError(f"unknown studies {unknown}; choose from {', '.join(STUDIES)}")
+    if runs.empty:
+        return runs
+    study = runs["study"].fillna("table1") if "study" in runs else pd.Series("table1", runs.index)
+    keep = pd.Series(False, index=runs.index)
+    for _, grp in runs.groupby(["experiment", "model"]):
+        for name in studies:
+            hit = grp.index[study[grp.index] == name]
+            if len(hit):
+                keep[hit] = True
+                break
+    return runs[keep]
+
+
 def assign_runs(dates: pd.Series, runs: pd.DataFrame) -> np.ndarray:
     """Per date, the index (into ``runs``, sorted by trained_through) of the newest run
     trained strictly on data up to that date, or -1 (no model yet)."""

@@ -28,6 +28,9 @@ RUNS = Table(
         ("cpu_seconds", "DOUBLE"),
         ("device", "VARCHAR"),
         ("created_at", "TIMESTAMP"),
+        # table1: one split for Table 1 (neuralbeta_model); walkforward: one run per cut-off
+        ("study", "VARCHAR"),
+        ("cutoff", "INTEGER"),
     ),
     None,
     ("run_id", "experiment", "model"),

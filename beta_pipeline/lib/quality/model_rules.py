@@ -38,10 +38,13 @@ def window_ols_rmse(dataset: torch.utils.data.Dataset, batch: int = 4096) -> flo
 
 
 def checkpoint_non_finite(path: str) -> list[str]:
-    """Names of the checkpoint's tensors holding a NaN or an infinity."""
+    """Names of the checkpoint's tensors holding a NaN or an infinity (``path``: a file or an
+    fsspec URL)."""
+    import fsspec
     import torch
 
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    with fsspec.open(path, "rb") as src:
+        state = torch.load(src, map_location="cpu", weights_only=False)
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     return [
         name
