@@ -29,11 +29,14 @@ WALKFORWARD_SPECS: tuple[str, ...] = tuple(
     wf.spec_key(e, m) for e in MARKET_EXPERIMENTS for m in MODELS
 )
 
+#: The first cut-off: one year after the sessions start (a year to train on).
+FIRST_CUTOFF = str(int(PARTITIONS_START[:4]) + 1)
+
 #: Cut-off years (a year's partition exists once the year has ended) x market models.
 walkforward_partitions = dg.MultiPartitionsDefinition(
     {
         "cutoff": dg.TimeWindowPartitionsDefinition(
-            cron_schedule="0 0 1 1 *", start=PARTITIONS_START[:4], fmt="%Y"
+            cron_schedule="0 0 1 1 *", start=FIRST_CUTOFF, fmt="%Y"
         ),
         "model": dg.StaticPartitionsDefinition(list(WALKFORWARD_SPECS)),
     }
