@@ -57,10 +57,11 @@ def test_wls_layer_large_weights_is_wls() -> None:
     torch.testing.assert_close(beta[:, 0], ols)
 
 
+@pytest.mark.parametrize("features", ["raw", "stats"])
 @pytest.mark.parametrize("preset", PRESETS)
-def test_forward_shapes_and_gradients(preset: str) -> None:
+def test_forward_shapes_and_gradients(preset: str, features: str) -> None:
     torch.manual_seed(0)
-    cfg = NeuralBetaConfig.preset(preset, d=2, window=32, hidden=16)
+    cfg = NeuralBetaConfig.preset(preset, d=2, window=32, hidden=16, features=features)
     model = NeuralBeta(cfg)
     if cfg.head == "nbi":
         # the weight map starts at zero (uniform weights): no gradient reaches the encoder then
@@ -125,3 +126,22 @@ def test_config_validation_and_table() -> None:
     assert table.shape == (10, 8) and torch.allclose(table[0, 1::2], torch.ones(4))
     cfg = NeuralBetaConfig.preset("gru_nbi")
     assert NeuralBetaConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_stats_features_are_the_per_step_sufficient_statistics() -> None:
+    cfg = NeuralBetaConfig.preset("gru_nb", d=2, window=8, hidden=8, features="stats")
+    assert cfg.step_inputs == 1 + 2 + 2 + 3
+    assert NeuralBetaConfig(d=2).step_inputs == 3  # raw: y_s || x_s
+    x, y = torch.randn(3, 8, 2), torch.randn(3, 8)
+    inp = NeuralBeta(cfg).step_inputs(x, y)
+    expected = torch.stack(
+        [y, x[..., 0], x[..., 1], x[..., 0] * y, x[..., 1] * y]
+        + [x[..., 0] ** 2, x[..., 0] * x[..., 1], x[..., 1] ** 2],
+        dim=-1,
+    )
+    torch.testing.assert_close(inp, expected)
+    # a config stored before the option existed loads as raw inputs
+    old = {k: v for k, v in cfg.to_dict().items() if k != "features"}
+    assert NeuralBetaConfig.from_dict(old).features == "raw"
+    with pytest.raises(ValueError):
+        NeuralBetaConfig(features="cubes")

@@ -19,6 +19,11 @@ class NeuralBetaConfig:
     ``embed``: how a step (or patch) enters the sequence model: ``"linear"`` (GRU: the raw
     ``y_s || x_s``; attention: a linear projection) or ``"mlp"`` (a two-layer per-step MLP,
     which makes products such as ``x_s y_s`` and ``x_s^2`` easy to form).
+    ``features``: the numbers of one step: ``"raw"`` (``y_s || x_s``, 1 + d) or ``"stats"``
+    (also the per-step sufficient statistics of a Gaussian regression, ``x_s y_s`` and the
+    upper triangle of ``x_s x_s'``: 1 + 2d + d(d+1)/2). With Gaussian noise the likelihood of a
+    beta path depends on the data only through them, so the network need not learn to
+    multiply; the default stays ``"raw"`` so that older checkpoints load unchanged.
     """
 
     encoder: str = "gru"
@@ -34,6 +39,7 @@ class NeuralBetaConfig:
     direction: str = "auto"
     ff_mult: int = 2
     embed: str = "mlp"
+    features: str = "raw"
 
     def __post_init__(self) -> None:
         if self.encoder not in ("gru", "attn"):
@@ -48,6 +54,14 @@ class NeuralBetaConfig:
             raise ValueError(f"embed must be 'linear' or 'mlp', got {self.embed!r}")
         if self.direction not in ("auto", "forward", "reverse", "bi"):
             raise ValueError(f"unknown GRU direction {self.direction!r}")
+        if self.features not in ("raw", "stats"):
+            raise ValueError(f"features must be 'raw' or 'stats', got {self.features!r}")
+
+    @property
+    def step_inputs(self) -> int:
+        """Numbers per step entering the encoder (see ``features``)."""
+        extra = self.d + self.d * (self.d + 1) // 2 if self.features == "stats" else 0
+        return 1 + self.d + extra
 
     @property
     def gru_direction(self) -> str:

@@ -1,4 +1,5 @@
-"""Sequence encoders: read a window ``[B, h, 1+d]`` (each step ``y_s || x_s``).
+"""Sequence encoders: read a window ``[B, h, F]`` (each step ``y_s || x_s``, plus the products
+``x_s y_s`` and ``x_s x_s'`` with ``features="stats"``; ``F = cfg.step_inputs``).
 
 Every encoder returns ``(seq, summary)``: ``seq [B, tokens, F]`` per-token features (a token is
 ``steps_per_token`` consecutive steps, 1 for the GRU) and ``summary [B, F]``. The NB head reads
@@ -36,9 +37,10 @@ class GRUEncoder(nn.Module):
     def __init__(self, cfg: NeuralBetaConfig) -> None:
         super().__init__()
         self.direction = cfg.gru_direction
-        self.embed = step_embedding(1 + cfg.d, cfg) if cfg.embed == "mlp" else nn.Identity()
+        steps_in = cfg.step_inputs
+        self.embed = step_embedding(steps_in, cfg) if cfg.embed == "mlp" else nn.Identity()
         self.gru = nn.GRU(
-            input_size=cfg.hidden if cfg.embed == "mlp" else 1 + cfg.d,
+            input_size=cfg.hidden if cfg.embed == "mlp" else steps_in,
             hidden_size=cfg.hidden,
             num_layers=cfg.layers,
             batch_first=True,
@@ -77,7 +79,7 @@ def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
 class AttentionEncoder(nn.Module):
     """Transformer encoder (no causal mask) over non-overlapping patches of ``patch`` steps.
 
-    A patch is flattened to ``patch * (1+d)`` numbers and projected to ``hidden``; positions are
+    A patch is flattened to ``patch * F`` numbers and projected to ``hidden``; positions are
     added (sinusoidal or learned). ``summary`` is the output of the newest token.
     """
 
@@ -86,7 +88,7 @@ class AttentionEncoder(nn.Module):
         self.patch = cfg.patch
         self.steps_per_token = cfg.patch
         tokens = cfg.window // cfg.patch
-        self.embed = step_embedding(cfg.patch * (1 + cfg.d), cfg)
+        self.embed = step_embedding(cfg.patch * cfg.step_inputs, cfg)
         if cfg.pos_encoding == "learned":
             self.pos = nn.Parameter(torch.randn(tokens, cfg.hidden) * 0.02)
         else:
