@@ -115,3 +115,11 @@ def test_an_incomplete_year_is_not_trained(defs, instance) -> None:
     _load_sessions(instance, "2020-06-01", "2020-06-01")  # a backfill fills the hole
     (filled,), _ = _requested(defs, instance, [_at("2021-01-05", 21)], cursor)
     assert filled[TRAIN] == _keys("2020")
+
+
+def test_a_daemon_started_after_the_year_was_loaded_trains_it(defs, instance) -> None:
+    """No earlier tick saw the partition appear (a fresh daemon): still requested."""
+    _load_sessions(instance, "2019-12-01", "2020-12-31")
+    (first,), _ = _requested(defs, instance, [_at("2021-02-10", 12)])
+    assert first[TRAIN] == _keys("2020")
+

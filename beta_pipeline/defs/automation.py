@@ -152,14 +152,15 @@ def after_training() -> dg.AutomationCondition:
 
 def retrain_after_year() -> dg.AutomationCondition:
     """Walk-forward training: the newest cut-off year's models once that year has ended
-    (its partition appears on 1 January) and all its sessions are loaded and checked; a
-    failed training is retried once per evening. Earlier cut-offs: backfill (CLI or UI)."""
-    retry = AC.execution_failed() & AC.cron_tick_passed(INGESTION_CRON, INGESTION_TZ)
-    # updated: the year's last session usually loads after the partition appeared
-    # (00:00 UTC); a later correction of the year's data retrains too
+    (its partition appears on 1 January) and all its sessions are loaded and checked —
+    whenever they are missing, so also at a daemon's first tick; a failed training is
+    retried once per evening; a later correction of the year's data retrains. Earlier
+    cut-offs: backfill (CLI or UI)."""
+    evening = AC.cron_tick_passed(INGESTION_CRON, INGESTION_TZ)
+    missing = AC.missing() & (~AC.execution_failed() | evening)
     return (
         AC.in_latest_time_window()
-        & (AC.newly_missing() | AC.any_deps_updated() | retry).since_last_handled()
+        & (missing | AC.any_deps_updated().since_last_handled())
         & ~AC.any_deps_missing()
         & ~AC.any_deps_in_progress()
         & ~AC.in_progress()
