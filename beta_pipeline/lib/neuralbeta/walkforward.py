@@ -64,10 +64,10 @@ def parse_spec(key: str) -> tuple[str, str]:
 def available_cutoffs(
     returns: pd.DataFrame, market: pd.DataFrame, experiment: str, window: int, every: int = 1
 ) -> list[int]:
-    """Cut-off years the data supports for ``experiment``: at least one full training year
-    whose windows fit (the panel's first year plus the window) before C, and a complete
-    validation year C (the data goes on past it); every ``every``-th year counted back
-    from the newest (so the newest cut-off is always trained)."""
+    """Cut-off years the data supports for ``experiment``: training windows in the years
+    before C (from the first date with a full ``window``; that first year may be partial)
+    and a complete validation year C (the data goes on past it); every ``every``-th year
+    counted back from the newest (so the newest cut-off is always trained)."""
     try:
         y, _, _ = market_panel(returns, market, experiment)
     except DataValidationError:
