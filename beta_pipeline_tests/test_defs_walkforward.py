@@ -98,6 +98,17 @@ def test_training_leaves_bundles_and_the_writer_loads_them(study) -> None:
 
 
 @pytest.mark.slow
+def test_a_second_load_reads_no_loaded_bundle_again(study) -> None:
+    before = query(study["wh"], "SELECT count(*) AS n FROM neuralbeta.history")["n"].iloc[0]
+    again = _run(study["defs"], "neuralbeta_runs_job", ["neuralbeta_runs"], instance=study["inst"])
+    meta = again.get_asset_materialization_events()[0].event_specific_data.materialization
+    assert meta.metadata["runs_loaded"].value == 0 and meta.metadata["bundles"].value == 2
+    assert meta.metadata["dagster/row_count"].value == 2
+    after = query(study["wh"], "SELECT count(*) AS n FROM neuralbeta.history")["n"].iloc[0]
+    assert after == before
+
+
+@pytest.mark.slow
 def test_each_date_gets_the_newest_cutoff_before_it(study) -> None:
     out = query(
         study["wh"],

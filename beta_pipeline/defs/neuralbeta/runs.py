@@ -32,14 +32,18 @@ def neuralbeta_runs(
     artifacts: ArtifactStore,
     warehouse_db: DuckDBWarehouse,
 ) -> dg.MaterializeResult:
-    """Every complete bundle under the model store replaces its run's rows, all in one
-    short transaction (a re-run loads the same rows again: no duplicates); a bundle whose
-    checkpoint holds a NaN or infinity is skipped with a warning."""
+    """Every complete bundle under the model store whose run is not in the warehouse yet
+    is loaded, all in one short transaction (a re-run finds nothing new: no duplicates, and
+    the bundles already loaded are not read again); a bundle whose checkpoint holds a NaN
+    or infinity is skipped with a warning (and looked at again next time)."""
     from beta_pipeline.lib.quality.model_rules import checkpoint_non_finite
 
     root = artifacts.models_root()
     urls = bundles.list_bundles(root)
-    runs, history = bundles.read_bundles(urls)
+    with warehouse_db.reader() as conn:
+        loaded = set(conn.execute("SELECT run_id FROM neuralbeta.runs").df()["run_id"])
+    new = [u for u in urls if bundles.run_id_of(u) not in loaded]
+    runs, history = bundles.read_bundles(new)
     # the trainings' blocking check, again: a model with NaN/inf weights never serves
     bad = {r.run_id: checkpoint_non_finite(r.checkpoint) for r in runs.itertuples()}
     bad = {run_id: names for run_id, names in bad.items() if names}
@@ -56,18 +60,19 @@ def neuralbeta_runs(
                 ("neuralbeta.history", history, {"run_id": ids}),
             ],
         )
-    context.log.info(f"loaded {len(runs)} training runs from {root}")
-    walk = runs[runs["study"] == "walkforward"]
-    cov = wf.coverage(walk)
+        every = conn.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM neuralbeta.runs").df()
+    context.log.info(f"loaded {len(runs)} new training runs of {len(urls)} bundles in {root}")
+    cov = wf.coverage(every[every["study"] == "walkforward"])
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(runs),
+            "dagster/row_count": len(every),
             "bundles": len(urls),
+            "runs_loaded": len(runs),
             "bundles_rejected": len(bad),
             "models_url": root,
             "walkforward_coverage": dg.MetadataValue.md(
                 cov.to_markdown(index=False) if len(cov) else "no walk-forward run"
             ),
-            "runs": preview(runs[RUN_COLUMNS] if len(runs) else pd.DataFrame()),
+            "runs": preview(every if len(every) else pd.DataFrame()),
         }
     )

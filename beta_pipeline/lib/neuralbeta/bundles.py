@@ -76,6 +76,11 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
+def run_id_of(url: str) -> str:
+    """The run id of a bundle (its folder's name, see :func:`bundle_url`)."""
+    return posixpath.basename(url.rstrip("/"))
+
+
 def list_bundles(root_url: str) -> list[str]:
     """URLs (paths on a local filesystem) of the complete bundles under ``root_url``."""
     fs, root = _fs(root_url)
